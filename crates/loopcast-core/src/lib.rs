@@ -1,0 +1,18 @@
+//! Domain types shared by every loopcast crate: channel roles and aggregations,
+//! frequencies, regular series and panels, and the error type of the domain layer.
+//!
+//! This crate has no heavy dependencies on purpose: the model, the simulator, the
+//! service and the ingestion layer all speak these types.
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+mod channel;
+mod error;
+mod frequency;
+mod mapping;
+mod series;
+
+pub use channel::{Aggregation, ChannelSpec, Role};
+pub use error::CoreError;
+pub use frequency::Frequency;
+pub use mapping::{ChannelEntry, ChannelMapping};
+pub use series::{ChannelValues, Panel, RegularSeries, Timestamp};
