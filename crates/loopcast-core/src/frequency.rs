@@ -41,6 +41,7 @@ impl Frequency {
     }
 
     /// Index of the grid cell that contains `ts` (microseconds since the epoch, UTC).
+    #[inline]
     pub fn cell(self, ts: Timestamp) -> i64 {
         match self {
             Frequency::Fixed(step) if step % MICROS_PER_WEEK == 0 => (ts - FIRST_MONDAY).div_euclid(step),

@@ -1,7 +1,7 @@
 //! Finding the columns of a table (with aliases) and turning Arrow arrays into the plain
 //! values ingestion works with.
 
-use arrow::array::{ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, StringViewArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -117,10 +117,61 @@ fn cast_error(column: &str, e: impl std::fmt::Display) -> String {
     format!("column `{column}`: {e}")
 }
 
-/// A text or integer column as strings.
-pub(crate) fn as_strings(array: &ArrayRef, column: &str) -> Result<StringArray, String> {
-    let utf8 = cast(array, &DataType::Utf8).map_err(|e| cast_error(column, e))?;
-    Ok(utf8.as_string::<i32>().clone())
+/// A text or integer column as strings (string views: no copy of the text).
+pub(crate) fn as_strings(array: &ArrayRef, column: &str) -> Result<StringViewArray, String> {
+    let views = cast(array, &DataType::Utf8View).map_err(|e| cast_error(column, e))?;
+    Ok(views.as_string_view().clone())
+}
+
+/// Longest string a string view holds whole (its first 32 bits are the length).
+const INLINE_VIEW_LEN: u32 = 12;
+
+/// Small values (channel indices, roles) looked up by the strings of string-view columns,
+/// matching the 16-byte view before the text.
+///
+/// A view holds a string of up to 12 bytes whole, and the rows decoded from one Parquet
+/// dictionary page share their views, so most rows cost one integer comparison instead of
+/// a string comparison or a hash. The view of a longer string points into its array's
+/// buffers and means nothing in another array: call [`ViewCache::next_array`] before
+/// looking up rows of a new array.
+#[derive(Debug)]
+pub(crate) struct ViewCache<T> {
+    entries: Vec<(u128, T)>,
+}
+
+impl<T: Copy> ViewCache<T> {
+    /// Entries kept; telemetry has a handful of distinct channel names per batch.
+    const CAPACITY: usize = 32;
+
+    pub(crate) fn new() -> Self {
+        Self { entries: Vec::with_capacity(Self::CAPACITY) }
+    }
+
+    /// Forgets the views that point into the previous array's buffers.
+    pub(crate) fn next_array(&mut self) {
+        self.entries.retain(|(view, _)| (*view as u32) <= INLINE_VIEW_LEN);
+    }
+
+    /// The value for the (non-null) string at `row`, computed from the text on a miss.
+    #[inline]
+    pub(crate) fn get(&mut self, array: &StringViewArray, row: usize, compute: impl FnOnce(&str) -> T) -> T {
+        let view = array.views()[row];
+        if let Some((_, value)) = self.entries.iter().find(|(v, _)| *v == view) {
+            return *value;
+        }
+        let value = compute(array.value(row));
+        if self.entries.len() < Self::CAPACITY {
+            self.entries.push((view, value));
+        }
+        value
+    }
+}
+
+/// Whether the (non-null) strings at rows `a` and `b` are equal, by view where it can tell.
+#[inline]
+pub(crate) fn same_string(array: &StringViewArray, a: usize, b: usize) -> bool {
+    let views = array.views();
+    views[a] == views[b] || (views[a] as u32 > INLINE_VIEW_LEN && array.value(a) == array.value(b))
 }
 
 /// A numeric or boolean column as `f64` (nulls kept).
@@ -130,45 +181,57 @@ pub(crate) fn as_f64(array: &ArrayRef, column: &str) -> Result<arrow::array::Flo
 }
 
 /// One timestamp cell of the input.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TimeCell {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum TimeCell<'a> {
     /// Microseconds since the epoch, UTC.
     At(Timestamp),
     /// A null.
     Null,
     /// Text that is not a timestamp.
-    Unparseable(String),
+    Unparseable(&'a str),
+}
+
+/// A time column of one batch, read cell by cell without copying it.
+#[derive(Debug)]
+pub(crate) enum TimeColumn {
+    /// Timestamps or dates, as microseconds since the epoch, UTC.
+    Micros(PrimitiveArray<TimestampMicrosecondType>),
+    /// Text, parsed as it is read.
+    Text(StringViewArray),
+}
+
+impl TimeColumn {
+    /// The cell at `row`.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> TimeCell<'_> {
+        match self {
+            TimeColumn::Micros(micros) if micros.is_null(row) => TimeCell::Null,
+            TimeColumn::Micros(micros) => TimeCell::At(micros.value(row)),
+            TimeColumn::Text(text) if text.is_null(row) => TimeCell::Null,
+            TimeColumn::Text(text) => {
+                let text = text.value(row);
+                parse_time(text).map_or(TimeCell::Unparseable(text), TimeCell::At)
+            }
+        }
+    }
 }
 
 /// A time column as microseconds since the epoch, UTC. Timestamps without a zone are
 /// taken as UTC; text is parsed as RFC 3339 / ISO 8601 (date, or date and time).
-pub(crate) fn as_times(array: &ArrayRef, column: &str) -> Result<Vec<TimeCell>, String> {
-    let cells = match array.data_type() {
-        DataType::Timestamp(_, tz) => {
-            let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+pub(crate) fn as_times(array: &ArrayRef, column: &str) -> Result<TimeColumn, String> {
+    match array.data_type() {
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+            // Keep the zone: the stored instants are UTC either way.
+            let zone = match array.data_type() {
+                DataType::Timestamp(_, zone) => zone.clone(),
+                _ => None,
+            };
+            let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, zone))
                 .map_err(|e| cast_error(column, e))?;
-            let micros = micros.as_primitive::<TimestampMicrosecondType>();
-            micros.iter().map(|v| v.map_or(TimeCell::Null, TimeCell::At)).collect()
+            Ok(TimeColumn::Micros(micros.as_primitive::<TimestampMicrosecondType>().clone()))
         }
-        DataType::Date32 | DataType::Date64 => {
-            let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))
-                .map_err(|e| cast_error(column, e))?;
-            let micros = micros.as_primitive::<TimestampMicrosecondType>();
-            micros.iter().map(|v| v.map_or(TimeCell::Null, TimeCell::At)).collect()
-        }
-        _ => {
-            let text = as_strings(array, column)?;
-            text.iter()
-                .map(|v| match v {
-                    None => TimeCell::Null,
-                    Some(s) => {
-                        parse_time(s).map_or_else(|| TimeCell::Unparseable(s.to_string()), TimeCell::At)
-                    }
-                })
-                .collect()
-        }
-    };
-    Ok(cells)
+        _ => as_strings(array, column).map(TimeColumn::Text),
+    }
 }
 
 /// Parses RFC 3339 (`2024-03-01T10:00:00Z`, `+02:00` offsets), the same with a space, and

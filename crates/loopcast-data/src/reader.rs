@@ -1,11 +1,11 @@
 //! Streaming reader: a DataFusion query over one file, turned into regular series one at a
 //! time.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringViewArray};
 use arrow::datatypes::UInt64Type;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::error::DataFusionError;
@@ -17,10 +17,12 @@ use datafusion::prelude::{
 };
 use futures::StreamExt;
 use loopcast_core::{ChannelMapping, ChannelSpec, Frequency, RegularSeries, Role, Timestamp};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::columns::{
     self, CHANNEL_ALIASES, ColumnKind, ROLE_ALIASES, SERIES_ALIASES, TIMESTAMP_ALIASES, TimeCell,
-    VALUE_ALIASES,
+    VALUE_ALIASES, ViewCache,
 };
 use crate::regularise::{Observation, infer_spacing, regularise};
 use crate::report::{IngestReport, RejectReason, Rejection, RoleSource};
@@ -90,18 +92,29 @@ struct OpenSeries {
 
 /// Reads one telemetry file and yields its series regularised onto one grid.
 ///
-/// Series come out in the order of their identifiers (or file order with
-/// [`ReadOptions::assume_sorted`]). Only one series is held in memory at a time, besides
-/// DataFusion's sort, which spills to disk past [`ReadOptions::memory_limit`].
+/// Needs a tokio runtime (as DataFusion does); on a multi-threaded one, decoding runs on
+/// another worker while series are regularised.
+///
+/// A first pass over the key columns finds the channels and whether each series' rows are
+/// contiguous. If they are (or [`ReadOptions::assume_sorted`] promises it), series come out
+/// in file order straight from the stream; otherwise DataFusion sorts the rows by series,
+/// spilling to disk past [`ReadOptions::memory_limit`], and series come out in identifier
+/// order. Besides that sort, one series and a few record batches are in memory at a time.
 pub struct TelemetryReader {
     path: PathBuf,
     options: ReadOptions,
-    stream: SendableRecordBatchStream,
+    /// Record batches decoded by a task of their own, so that decoding overlaps with
+    /// regularisation on a multi-threaded runtime.
+    batches: mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    _decoder: AbortOnDrop,
     layout: ValueLayout,
     series_column: String,
     time_column: String,
     channels: Vec<ChannelSpec>,
-    channel_index: HashMap<String, usize>,
+    /// Channel index (or unmapped) by the channel column's string views.
+    channel_ids: ViewCache<Option<usize>>,
+    /// Observations in the last closed series, to size the next one's buffer.
+    last_series_len: usize,
     frequency: Option<Frequency>,
     frequency_set_by: Option<String>,
     report: IngestReport,
@@ -110,6 +123,10 @@ pub struct TelemetryReader {
     waiting: Vec<OpenSeries>,
     ready: VecDeque<RegularSeries>,
     exhausted: bool,
+    /// Whether the last column holds 1-based file row numbers (else rows arrive in file
+    /// order and are counted here).
+    rows_in_engine: bool,
+    rows_seen: u64,
 }
 
 impl fmt::Debug for TelemetryReader {
@@ -163,6 +180,9 @@ impl TelemetryReader {
             }
         };
 
+        let grouped;
+        // Whether series are contiguous only matters when nobody promised it.
+        let grouping_column = series_column.as_deref().filter(|_| !options.assume_sorted);
         let (layout, channels, role_source, channel_expr, value_exprs) = match options.layout {
             Layout::Long => {
                 let value = columns::find_column(&path, &schema, None, VALUE_ALIASES)?
@@ -173,9 +193,20 @@ impl TelemetryReader {
                 for column in channel.iter().chain(&role) {
                     columns::check_type(&path, &schema, column, ColumnKind::Text)?;
                 }
-                let (channels, role_source) =
-                    long_channels(&path, &filtered, channel.as_deref(), role.as_deref(), &value, &options)
-                        .await?;
+                let scan =
+                    prescan(&path, &filtered, grouping_column, channel.as_deref(), role.as_deref()).await?;
+                if scan.rows == 0 {
+                    return Err(DataError::EmptyInput { path, filter: options.filter.clone() });
+                }
+                grouped = scan.grouped;
+                let (channels, role_source) = long_channels(
+                    &path,
+                    scan.channels,
+                    channel.is_some(),
+                    role.as_deref(),
+                    &value,
+                    &options,
+                )?;
                 let channel_expr = match &channel {
                     Some(c) => ident(c),
                     None => lit(value.clone()),
@@ -203,6 +234,11 @@ impl TelemetryReader {
                     names.push(spec.name.clone());
                 }
                 let exprs = names.iter().map(ident).collect();
+                let scan = prescan(&path, &filtered, grouping_column, None, None).await?;
+                if scan.rows == 0 {
+                    return Err(DataError::EmptyInput { path, filter: options.filter.clone() });
+                }
+                grouped = scan.grouped;
                 (ValueLayout::Wide, channels, RoleSource::Mapping, lit("__wide"), exprs)
             }
         };
@@ -214,38 +250,44 @@ impl TelemetryReader {
         let mut select =
             vec![series_expr.alias(SERIES), ident(&time_column).alias(TIME), channel_expr.alias(CHANNEL)];
         select.extend(value_exprs.into_iter().enumerate().map(|(i, e)| e.alias(format!("__loopcast_v{i}"))));
-        select.push(ident(ROW));
 
-        let mut frame = raw.with_column(ROW, row_number()).map_err(query)?;
+        // Rows reach us in file order unless DataFusion sorts them or a filter drops some;
+        // only then must row numbers (for error messages) be taken before the query runs.
+        let sort = !grouped && !options.assume_sorted;
+        let rows_in_engine = sort || options.filter.is_some();
+        let mut frame = raw;
+        if rows_in_engine {
+            select.push(ident(ROW));
+            frame = frame.with_column(ROW, row_number()).map_err(query)?;
+        }
         if let Some(predicate) = &options.filter {
             let expr = frame.parse_sql_expr(predicate).map_err(query)?;
             frame = frame.filter(expr).map_err(query)?;
         }
         frame = frame.select(select).map_err(query)?;
-        if !options.assume_sorted {
+        if sort {
+            // Within a series, regularisation orders values by time itself.
             frame = frame
-                .sort(vec![
-                    ident(SERIES).sort(true, false),
-                    ident(TIME).sort(true, false),
-                    ident(ROW).sort(true, false),
-                ])
+                .sort(vec![ident(SERIES).sort(true, false), ident(ROW).sort(true, false)])
                 .map_err(query)?;
         }
         let stream = frame.execute_stream().await.map_err(query)?;
+        let (batches, decoder) = decode_ahead(stream);
 
         let frequency = options.frequency.or(mapping.frequency);
         let mut report = IngestReport::new(path.display().to_string(), channels.clone(), role_source);
         report.frequency = frequency;
-        let channel_index = channels.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
         Ok(Self {
             series_column: series_column.unwrap_or_else(|| SERIES_ALIASES[0].to_string()),
             time_column,
             path,
             options,
-            stream,
+            batches,
+            _decoder: decoder,
             layout,
             channels,
-            channel_index,
+            channel_ids: ViewCache::new(),
+            last_series_len: 0,
             frequency,
             frequency_set_by: None,
             report,
@@ -254,6 +296,8 @@ impl TelemetryReader {
             waiting: Vec::new(),
             ready: VecDeque::new(),
             exhausted: false,
+            rows_in_engine,
+            rows_seen: 0,
         })
     }
 
@@ -281,7 +325,7 @@ impl TelemetryReader {
             if self.exhausted {
                 return Ok(None);
             }
-            match self.stream.next().await {
+            match self.batches.recv().await {
                 Some(batch) => {
                     let batch = batch.map_err(|e| query_error(&self.path, e))?;
                     self.ingest_batch(&batch)?;
@@ -307,18 +351,25 @@ impl TelemetryReader {
         let n = batch.num_rows();
         let series = columns::as_strings(batch.column(0), &self.series_column).map_err(decode)?;
         let times = columns::as_times(batch.column(1), &self.time_column).map_err(decode)?;
-        let rows = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>().clone();
-        let channel_names: Option<StringArray> = match &self.layout {
+        let value_end = batch.num_columns() - usize::from(self.rows_in_engine);
+        let rows = self.rows_in_engine.then(|| batch.column(value_end).as_primitive::<UInt64Type>().clone());
+        let first_row = self.rows_seen + 1;
+        self.rows_seen += n as u64;
+        let channel_names: Option<StringViewArray> = match &self.layout {
             ValueLayout::Long { .. } => Some(columns::as_strings(batch.column(2), CHANNEL).map_err(decode)?),
             ValueLayout::Wide => None,
         };
-        let values: Vec<Float64Array> = (3..batch.num_columns() - 1)
+        let values: Vec<Float64Array> = (3..value_end)
             .map(|i| columns::as_f64(batch.column(i), "value").map_err(decode))
             .collect::<Result<_, _>>()?;
         self.report.rows += n as u64;
+        self.channel_ids.next_array();
+        // The row of this batch whose series is the open one, to compare views against.
+        let mut open_row: Option<usize> = None;
 
-        for (i, time) in times.iter().enumerate() {
-            let row = rows.value(i);
+        for i in 0..n {
+            let time = times.get(i);
+            let row = rows.as_ref().map_or(first_row + i as u64, |r| r.value(i));
             let values_in_row = if channel_names.is_some() { 1 } else { values.len() };
             let key_problem = if series.is_null(i) {
                 Some((self.series_column.clone(), RejectReason::NullSeriesId))
@@ -328,7 +379,7 @@ impl TelemetryReader {
                     TimeCell::Null => Some((self.time_column.clone(), RejectReason::NullTimestamp)),
                     TimeCell::Unparseable(text) => Some((
                         self.time_column.clone(),
-                        RejectReason::UnparseableTimestamp { text: text.clone() },
+                        RejectReason::UnparseableTimestamp { text: text.to_string() },
                     )),
                 }
             };
@@ -340,22 +391,30 @@ impl TelemetryReader {
                 continue;
             }
             let (Some(id), TimeCell::At(timestamp)) = (id, time) else { unreachable!("checked above") };
-            self.switch_series(id, *timestamp, row)?;
+            if open_row.is_some_and(|o| columns::same_string(&series, o, i)) {
+                self.continue_series(timestamp, row)?;
+            } else {
+                self.switch_series(id, timestamp, row)?;
+            }
+            open_row = Some(i);
             match &channel_names {
                 Some(names) => {
                     let channel = if names.is_null(i) {
                         Err(RejectReason::NullChannel)
                     } else {
-                        self.channel_index.get(names.value(i)).copied().ok_or(RejectReason::UnmappedChannel)
+                        let specs = &self.channels;
+                        self.channel_ids
+                            .get(names, i, |name| specs.iter().position(|c| c.name == name))
+                            .ok_or(RejectReason::UnmappedChannel)
                     };
                     match channel {
-                        Ok(channel) => self.push(channel, *timestamp, &values[0], i, row),
+                        Ok(channel) => self.push(channel, timestamp, &values[0], i, row),
                         Err(reason) => self.reject(row, CHANNEL_ALIASES[0], Some(id), reason)?,
                     }
                 }
                 None => {
                     for (channel, column) in values.iter().enumerate() {
-                        self.push(channel, *timestamp, column, i, row);
+                        self.push(channel, timestamp, column, i, row);
                     }
                 }
             }
@@ -386,27 +445,34 @@ impl TelemetryReader {
         Ok(())
     }
 
+    /// Another row of the open series; checks the sort promise.
+    fn continue_series(&mut self, timestamp: Timestamp, row: u64) -> Result<(), DataError> {
+        let open = self.open.as_mut().expect("a series is open");
+        if self.options.assume_sorted && timestamp < open.last_time {
+            let message = format!("series `{}` goes back in time", open.id);
+            return Err(self.out_of_order(row, message));
+        }
+        open.last_time = timestamp;
+        Ok(())
+    }
+
     /// Makes `id` the open series, closing the previous one; checks the sort promise.
     fn switch_series(&mut self, id: &str, timestamp: Timestamp, row: u64) -> Result<(), DataError> {
-        if let Some(open) = &mut self.open
-            && open.id == id
-        {
-            if self.options.assume_sorted && timestamp < open.last_time {
-                return Err(self.out_of_order(row, format!("series `{id}` goes back in time")));
-            }
-            open.last_time = timestamp;
-            return Ok(());
+        if self.open.as_ref().is_some_and(|open| open.id == id) {
+            return self.continue_series(timestamp, row);
         }
         if self.options.assume_sorted && self.closed.contains(id) {
             return Err(self.out_of_order(row, format!("series `{id}` appears again after other series")));
         }
         if let Some(previous) = self.open.take() {
+            self.last_series_len = previous.observations.len();
             if self.options.assume_sorted {
                 self.closed.insert(previous.id.clone());
             }
             self.close_series(previous)?;
         }
-        self.open = Some(OpenSeries { id: id.to_string(), observations: Vec::new(), last_time: timestamp });
+        let observations = Vec::with_capacity(self.last_series_len);
+        self.open = Some(OpenSeries { id: id.to_string(), observations, last_time: timestamp });
         Ok(())
     }
 
@@ -491,6 +557,31 @@ impl TelemetryReader {
     }
 }
 
+/// A task that is cancelled when its handle goes (a reader dropped mid-file).
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Batches decoded ahead of use, at most two waiting, so memory stays bounded.
+fn decode_ahead(
+    mut stream: SendableRecordBatchStream,
+) -> (mpsc::Receiver<Result<RecordBatch, DataFusionError>>, AbortOnDrop) {
+    let (sender, receiver) = mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        while let Some(batch) = stream.next().await {
+            if sender.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    (receiver, AbortOnDrop(task))
+}
+
 fn query_error(path: &Path, e: DataFusionError) -> DataError {
     DataError::Query { path: path.to_path_buf(), message: e.to_string() }
 }
@@ -544,61 +635,127 @@ fn ordered(mut specs: Vec<ChannelSpec>) -> Vec<ChannelSpec> {
     specs
 }
 
-/// The channels of a long table and their roles: from the mapping, else from a `role`
-/// column, else all targets.
-async fn long_channels(
+/// What one projection-only pass over the filtered table finds out.
+#[derive(Debug, Default)]
+struct Prescan {
+    /// Rows after the filter.
+    rows: u64,
+    /// Whether the rows of each series are contiguous (then no sort is needed).
+    grouped: bool,
+    /// Channel names seen (long layout), with the role the role column gives them.
+    channels: BTreeMap<String, Option<String>>,
+}
+
+/// Streams the series, channel and role columns once: counts rows, checks that series
+/// are contiguous, and collects channel names and roles.
+async fn prescan(
     path: &Path,
     filtered: &DataFrame,
+    series: Option<&str>,
     channel: Option<&str>,
+    role: Option<&str>,
+) -> Result<Prescan, DataError> {
+    let query = |e: DataFusionError| query_error(path, e);
+    let decode = |message: String| DataError::Query { path: path.to_path_buf(), message };
+    let columns: Vec<&str> = [series, channel, role].into_iter().flatten().collect();
+    if columns.is_empty() {
+        let rows = filtered.clone().count().await.map_err(query)? as u64;
+        return Ok(Prescan { rows, grouped: true, channels: BTreeMap::new() });
+    }
+    let mut scan = Prescan { grouped: true, ..Prescan::default() };
+    let mut current: Option<String> = None;
+    let mut closed: HashSet<String> = HashSet::new();
+    // Channels in order of appearance with an index into `role_names`.
+    let mut found: Vec<(String, Option<usize>)> = Vec::new();
+    let mut role_names: Vec<String> = Vec::new();
+    let (mut channel_ids, mut role_ids) = (ViewCache::new(), ViewCache::new());
+    let frame =
+        filtered.clone().select(columns.iter().map(|c| ident(*c)).collect::<Vec<_>>()).map_err(query)?;
+    let mut stream = frame.execute_stream().await.map_err(query)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query)?;
+        scan.rows += batch.num_rows() as u64;
+        let mut next_column = 0;
+        let mut take = |name: Option<&str>| -> Result<_, DataError> {
+            let Some(name) = name else { return Ok(None) };
+            next_column += 1;
+            columns::as_strings(batch.column(next_column - 1), name).map(Some).map_err(decode)
+        };
+        let (ids, names, roles) = (take(series)?, take(channel)?, take(role)?);
+        if let (Some(ids), true) = (&ids, scan.grouped) {
+            let mut previous: Option<usize> = None;
+            for i in 0..ids.len() {
+                if ids.is_null(i) {
+                    continue;
+                }
+                if previous.is_some_and(|p| columns::same_string(ids, p, i)) {
+                    previous = Some(i);
+                    continue;
+                }
+                previous = Some(i);
+                let id = ids.value(i);
+                if current.as_deref() == Some(id) {
+                    continue;
+                }
+                if !closed.insert(id.to_string()) {
+                    scan.grouped = false;
+                    break;
+                }
+                current = Some(id.to_string());
+            }
+        }
+        let Some(names) = names else { continue };
+        channel_ids.next_array();
+        role_ids.next_array();
+        for i in 0..batch.num_rows() {
+            if names.is_null(i) {
+                continue;
+            }
+            let channel = channel_ids.get(&names, i, |name| {
+                found.iter().position(|(n, _)| n == name).unwrap_or_else(|| {
+                    found.push((name.to_string(), None));
+                    found.len() - 1
+                })
+            });
+            let role = roles.as_ref().filter(|r| !r.is_null(i)).map(|r| {
+                role_ids.get(r, i, |text| {
+                    role_names.iter().position(|n| n == text).unwrap_or_else(|| {
+                        role_names.push(text.to_string());
+                        role_names.len() - 1
+                    })
+                })
+            });
+            match (found[channel].1, role) {
+                (Some(old), Some(new)) if old != new => {
+                    return Err(DataError::RoleColumn {
+                        path: path.to_path_buf(),
+                        channel: found[channel].0.clone(),
+                        message: format!("has roles `{}` and `{}`", role_names[old], role_names[new]),
+                    });
+                }
+                (None, Some(new)) => found[channel].1 = Some(new),
+                _ => {}
+            }
+        }
+    }
+    scan.channels =
+        found.into_iter().map(|(name, role)| (name, role.map(|r| role_names[r].clone()))).collect();
+    Ok(scan)
+}
+
+/// The channels of a long table and their roles: from the mapping, else from a `role`
+/// column, else all targets. `found` holds the channels of the data (a table without a
+/// channel column has one, named after its value column).
+fn long_channels(
+    path: &Path,
+    mut found: BTreeMap<String, Option<String>>,
+    has_channel_column: bool,
     role: Option<&str>,
     value: &str,
     options: &ReadOptions,
 ) -> Result<(Vec<ChannelSpec>, RoleSource), DataError> {
-    let query = |e: DataFusionError| query_error(path, e);
-    let mut found: BTreeMap<String, Option<String>> = BTreeMap::new();
-    match channel {
-        None => {
-            let count = filtered.clone().count().await.map_err(query)?;
-            if count > 0 {
-                found.insert(value.to_string(), None);
-            }
-        }
-        Some(channel) => {
-            let mut columns = vec![ident(channel)];
-            if let Some(role) = role {
-                columns.push(ident(role));
-            }
-            let batches = filtered.clone().select(columns).map_err(query)?.distinct().map_err(query)?;
-            for batch in batches.collect().await.map_err(query)? {
-                let names = columns::as_strings(batch.column(0), channel)
-                    .map_err(|message| DataError::Query { path: path.to_path_buf(), message })?;
-                let roles = match role {
-                    Some(role) => Some(
-                        columns::as_strings(batch.column(1), role)
-                            .map_err(|message| DataError::Query { path: path.to_path_buf(), message })?,
-                    ),
-                    None => None,
-                };
-                for i in 0..batch.num_rows() {
-                    if names.is_null(i) {
-                        continue;
-                    }
-                    let role = roles.as_ref().filter(|r| !r.is_null(i)).map(|r| r.value(i).to_string());
-                    let entry = found.entry(names.value(i).to_string()).or_default();
-                    match (entry.as_ref(), role) {
-                        (Some(old), Some(new)) if *old != new => {
-                            return Err(DataError::RoleColumn {
-                                path: path.to_path_buf(),
-                                channel: names.value(i).to_string(),
-                                message: format!("has roles `{old}` and `{new}`"),
-                            });
-                        }
-                        (_, Some(new)) => *entry = Some(new),
-                        _ => {}
-                    }
-                }
-            }
-        }
+    if !has_channel_column {
+        found.insert(value.to_string(), None);
     }
     if found.is_empty() {
         return Err(DataError::EmptyInput { path: path.to_path_buf(), filter: options.filter.clone() });
@@ -637,7 +794,9 @@ async fn long_channels(
 /// The typical spacing of a series' distinct timestamps.
 fn spacing_of(observations: &[Observation]) -> Option<i64> {
     let mut times: Vec<Timestamp> = observations.iter().map(|o| o.timestamp).collect();
-    times.sort_unstable();
+    if !times.is_sorted() {
+        times.sort_unstable();
+    }
     times.dedup();
     infer_spacing(&times)
 }

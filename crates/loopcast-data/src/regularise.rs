@@ -47,7 +47,7 @@ pub fn regularise(
     observations: &mut [Observation],
     value_column: Option<&str>,
 ) -> RegularisedSeries {
-    observations.sort_unstable_by_key(|o| (o.channel, o.timestamp, o.row));
+    order_by_channel_and_time(observations, channels.len());
     let mut account = ValueAccount::default();
     let mut rejections = Vec::new();
     let mut used: Vec<(usize, i64, f64)> = Vec::with_capacity(observations.len());
@@ -115,6 +115,32 @@ pub fn regularise(
         RegularSeries::new(id, frequency, first, columns).expect("every channel column has the grid's length")
     });
     RegularisedSeries { series, account, rejections }
+}
+
+/// Orders observations by (channel, timestamp, row) in linear time when each channel's
+/// rows already come in time order (as from a sorted input): a counting sort by channel,
+/// then a sort only of the channels that need one.
+fn order_by_channel_and_time(observations: &mut [Observation], channels: usize) {
+    let mut starts = vec![0usize; channels + 1];
+    for o in observations.iter() {
+        starts[o.channel + 1] += 1;
+    }
+    for c in 0..channels {
+        starts[c + 1] += starts[c];
+    }
+    let mut next = starts.clone();
+    let mut ordered = observations.to_vec();
+    for o in observations.iter() {
+        ordered[next[o.channel]] = *o;
+        next[o.channel] += 1;
+    }
+    observations.copy_from_slice(&ordered);
+    for c in 0..channels {
+        let segment = &mut observations[starts[c]..starts[c + 1]];
+        if !segment.is_sorted_by_key(|o| (o.timestamp, o.row)) {
+            segment.sort_unstable_by_key(|o| (o.timestamp, o.row));
+        }
+    }
 }
 
 fn widen(extent: &mut Option<(i64, i64)>, cell: i64) {

@@ -358,3 +358,41 @@ async fn missing_files_and_unknown_extensions_are_named() {
     let err = read_err(&text(dir.path(), "x.xlsx", "a"), ReadOptions::default()).await;
     assert!(matches!(err, DataError::UnknownFormat { .. }), "{err}");
 }
+
+/// Row numbers in errors are file rows whether loopcast streams the file as it is (series
+/// grouped), filters it, or has to sort it (series interleaved), across batch boundaries.
+#[tokio::test]
+async fn rejected_rows_are_file_rows_on_every_read_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |id: &str, minute: i64, value: &str| {
+        let t = chrono::DateTime::from_timestamp(minute * 60, 0).unwrap().to_rfc3339();
+        format!("{id},{t},cpu,{value}\n")
+    };
+    let header = "series_id,timestamp,channel,value\n";
+    let mut grouped = header.to_string();
+    let mut interleaved = header.to_string();
+    for step in 0..5 {
+        interleaved += &row("a", step, "1");
+        interleaved += &row("b", step, if step == 3 { "NaN" } else { "2" });
+    }
+    for id in ["a", "b"] {
+        for step in 0..5 {
+            grouped += &row(id, step, if id == "b" && step == 3 { "NaN" } else { "2" });
+        }
+    }
+    let small_batches = ReadOptions { batch_size: 3, ..ReadOptions::default() };
+    let filtered = ReadOptions { filter: Some("series_id = 'b'".into()), ..small_batches.clone() };
+    for (name, text_, bad_row) in [("grouped.csv", &grouped, 9), ("interleaved.csv", &interleaved, 8)] {
+        let path = text(dir.path(), name, text_);
+        for options in [small_batches.clone(), filtered.clone()] {
+            let err = read_err(&path, options.clone()).await;
+            let DataError::Rejected { rejection, .. } = &err else { panic!("{name}: {err}") };
+            assert_eq!(rejection.row, bad_row, "{name} with filter {:?}", options.filter);
+            assert_eq!(rejection.series.as_deref(), Some("b"));
+        }
+        let (series, report) =
+            read_all(&path, ReadOptions { strict: false, ..small_batches.clone() }).await.unwrap();
+        assert_eq!(series.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a", "b"], "{name}");
+        assert_eq!((report.rows, report.values.used, report.values.rejected), (10, 9, 1), "{name}");
+    }
+}
