@@ -1,6 +1,7 @@
 //! The `loopcast` command-line tool.
 
 mod inspect;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -29,10 +30,17 @@ enum Command {
     /// Summarise a telemetry file: series, channels and roles, time range, frequency,
     /// gaps, and the rows that had to be rejected and why.
     Inspect(inspect::InspectArgs),
+    /// Generate synthetic telemetry: SRE services with counterfactual twins, or plain
+    /// series from the synthetic prior, as long-format Parquet.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Exit status for input that cannot be used (sysexits' EX_DATAERR).
 const EXIT_DATA: u8 = 65;
+/// Exit status for flags that do not go together (as clap's own usage errors).
+const EXIT_USAGE: u8 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,14 +60,21 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Inspect(args) => inspect::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loopcast: error: {e:#}");
-            if e.downcast_ref::<loopcast_data::DataError>().is_some() {
+            if e.downcast_ref::<loopcast_data::DataError>().is_some()
+                || e.downcast_ref::<loopcast_sim::SimError>().is_some()
+            {
                 ExitCode::from(EXIT_DATA)
+            } else if e.downcast_ref::<simulate::UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else if e.downcast_ref::<simulate::Interrupted>().is_some() {
+                ExitCode::from(EXIT_INTERRUPTED)
             } else {
                 ExitCode::FAILURE
             }

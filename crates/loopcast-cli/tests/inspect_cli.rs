@@ -1,20 +1,13 @@
 //! Runs the built `loopcast inspect` on the example data and on bad input.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+
+use common::{json, loopcast};
 
 fn examples() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data"))
-}
-
-fn loopcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopcast")).args(args).output().unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = loopcast(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

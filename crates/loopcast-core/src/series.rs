@@ -81,6 +81,28 @@ impl RegularSeries {
     pub fn channel(&self, name: &str) -> Option<&ChannelValues> {
         self.channels.iter().find(|c| c.spec.name == name)
     }
+
+    /// Cells `range` of every channel, as a series of its own on the same grid.
+    ///
+    /// # Panics
+    /// If the range reaches past the end of the series.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> RegularSeries {
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| ChannelValues {
+                spec: c.spec.clone(),
+                values: c.values[range.clone()].to_vec(),
+                observed: c.observed[range.clone()].to_vec(),
+            })
+            .collect();
+        RegularSeries {
+            id: self.id.clone(),
+            frequency: self.frequency,
+            first_cell: self.first_cell + range.start as i64,
+            channels,
+        }
+    }
 }
 
 /// Many regular series sharing one frequency.
@@ -120,6 +142,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("`rps`"), "{err}");
+    }
+
+    #[test]
+    fn slices_keep_the_grid() {
+        let s = RegularSeries::new(
+            "a",
+            Frequency::minutes(5),
+            10,
+            vec![column("cpu", vec![1.0, 2.0, 3.0], vec![true, false, true])],
+        )
+        .unwrap();
+        let tail = s.slice(1..3);
+        assert_eq!(tail.first_cell, 11);
+        assert_eq!(tail.timestamp(0), s.timestamp(1));
+        assert_eq!(tail.channels[0].values, vec![2.0, 3.0]);
+        assert_eq!(tail.channels[0].observed, vec![false, true]);
     }
 
     #[test]

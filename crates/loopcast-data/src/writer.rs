@@ -5,7 +5,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -73,15 +75,88 @@ impl Drop for AtomicParquetWriter {
 }
 
 /// The long-format schema of regularised series: `series_id, timestamp, channel, role,
-/// value` with `value` null where a cell was not observed.
-pub fn long_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("series_id", DataType::Utf8, false),
+/// value` with `value` null where a cell was not observed; with `scenario` after
+/// `series_id` for files of counterfactual twins.
+pub fn long_schema(with_scenario: bool) -> SchemaRef {
+    let mut fields = vec![Field::new("series_id", DataType::Utf8, false)];
+    if with_scenario {
+        fields.push(Field::new("scenario", DataType::Utf8, false));
+    }
+    fields.extend([
         Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("channel", DataType::Utf8, false),
         Field::new("role", DataType::Utf8, false),
         Field::new("value", DataType::Float64, true),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// Streams regular series into a long-format Parquet file, one record batch per series,
+/// so memory holds one series at a time; the file appears at its path only on
+/// [`Self::finish`].
+#[derive(Debug)]
+pub struct LongSeriesWriter {
+    writer: AtomicParquetWriter,
+    schema: SchemaRef,
+    target: PathBuf,
+    with_scenario: bool,
+}
+
+impl LongSeriesWriter {
+    /// Starts a file at `path`; with `with_scenario`, every series is written with a
+    /// scenario label.
+    pub fn create(path: impl AsRef<Path>, with_scenario: bool) -> Result<Self, DataError> {
+        let target = path.as_ref().to_path_buf();
+        let schema = long_schema(with_scenario);
+        let writer = AtomicParquetWriter::create(&target, schema.clone())?;
+        Ok(Self { writer, schema, target, with_scenario })
+    }
+
+    /// Appends every cell of `series`; `scenario` is required exactly when the file was
+    /// created with scenarios.
+    pub fn write_series(&mut self, series: &RegularSeries, scenario: Option<&str>) -> Result<(), DataError> {
+        let fail = |message: String| DataError::Write { path: self.target.clone(), message };
+        if scenario.is_some() != self.with_scenario {
+            return Err(fail(format!(
+                "series `{}`: {} scenario label for a file {} a scenario column",
+                series.id,
+                if scenario.is_some() { "a" } else { "no" },
+                if self.with_scenario { "with" } else { "without" }
+            )));
+        }
+        let rows = series.len() * series.channels.len();
+        let mut ids = StringBuilder::with_capacity(rows, rows * series.id.len());
+        let mut times = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        let mut channels = StringBuilder::new();
+        let mut roles = StringBuilder::new();
+        let mut values = Float64Builder::with_capacity(rows);
+        for column in &series.channels {
+            for (i, (value, observed)) in column.values.iter().zip(&column.observed).enumerate() {
+                ids.append_value(&series.id);
+                times.append_value(series.timestamp(i));
+                channels.append_value(&column.spec.name);
+                roles.append_value(column.spec.role.as_str());
+                values.append_option(observed.then_some(*value));
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(ids.finish())];
+        if let Some(scenario) = scenario {
+            arrays.push(Arc::new(StringArray::from(vec![scenario; rows])));
+        }
+        arrays.extend([
+            Arc::new(times.finish()) as ArrayRef,
+            Arc::new(channels.finish()),
+            Arc::new(roles.finish()),
+            Arc::new(values.finish()),
+        ]);
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| fail(e.to_string()))?;
+        self.writer.write(&batch)
+    }
+
+    /// Completes the file and moves it into place.
+    pub fn finish(self) -> Result<PathBuf, DataError> {
+        self.writer.finish()
+    }
 }
 
 /// Writes regular series as long-format Parquet at `path`, atomically. Unobserved cells
@@ -90,35 +165,9 @@ pub fn write_long_parquet<'a>(
     path: impl AsRef<Path>,
     series: impl IntoIterator<Item = &'a RegularSeries>,
 ) -> Result<PathBuf, DataError> {
-    let schema = long_schema();
-    let target = path.as_ref().to_path_buf();
-    let mut writer = AtomicParquetWriter::create(&target, schema.clone())?;
+    let mut writer = LongSeriesWriter::create(path, false)?;
     for s in series {
-        let rows = s.len() * s.channels.len();
-        let mut ids = StringBuilder::with_capacity(rows, rows * s.id.len());
-        let mut times = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-        let mut channels = StringBuilder::new();
-        let mut roles = StringBuilder::new();
-        let mut values = Float64Builder::with_capacity(rows);
-        for column in &s.channels {
-            for (i, (value, observed)) in column.values.iter().zip(&column.observed).enumerate() {
-                ids.append_value(&s.id);
-                times.append_value(s.timestamp(i));
-                channels.append_value(&column.spec.name);
-                roles.append_value(column.spec.role.as_str());
-                values.append_option(observed.then_some(*value));
-            }
-        }
-        let arrays: Vec<ArrayRef> = vec![
-            Arc::new(ids.finish()),
-            Arc::new(times.finish()),
-            Arc::new(channels.finish()),
-            Arc::new(roles.finish()),
-            Arc::new(values.finish()),
-        ];
-        let batch = RecordBatch::try_new(schema.clone(), arrays)
-            .map_err(|e| DataError::Write { path: target.clone(), message: e.to_string() })?;
-        writer.write(&batch)?;
+        writer.write_series(s, None)?;
     }
     writer.finish()
 }

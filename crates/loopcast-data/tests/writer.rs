@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use loopcast_core::{ChannelSpec, ChannelValues, Frequency, RegularSeries, Role};
-use loopcast_data::{AtomicParquetWriter, ReadOptions, RoleSource, long_schema, write_long_parquet};
+use loopcast_data::{
+    AtomicParquetWriter, LongSeriesWriter, ReadOptions, RoleSource, long_schema, write_long_parquet,
+};
 
 fn series(id: &str) -> RegularSeries {
     RegularSeries::new(
@@ -39,6 +41,24 @@ async fn long_output_reads_back_as_the_same_series() {
     assert_eq!(read, written);
     assert_eq!(report.role_source, RoleSource::RoleColumn);
     assert_eq!(report.values.missing, 2, "the unobserved cells are written as nulls");
+}
+
+#[tokio::test]
+async fn scenario_files_read_back_one_scenario_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twins.parquet");
+    let mut writer = LongSeriesWriter::create(&path, true).unwrap();
+    let mut other = series("a");
+    other.channels[1].values[2] = 6.0;
+    writer.write_series(&series("a"), Some("plan-0")).unwrap();
+    writer.write_series(&other, Some("plan-1")).unwrap();
+    let err = writer.write_series(&series("a"), None).unwrap_err();
+    assert!(err.to_string().contains("no scenario label"), "{err}");
+    assert!(!path.exists(), "nothing at the target before finish");
+    writer.finish().unwrap();
+    let options = ReadOptions { filter: Some("scenario = 'plan-1'".into()), ..ReadOptions::default() };
+    let (read, _) = common::read_all(&path, options).await.unwrap();
+    assert_eq!(read, vec![other]);
 }
 
 #[test]
@@ -79,8 +99,9 @@ fn the_published_schema_matches_the_writer() {
     .unwrap();
     let published: serde_json::Value = serde_json::from_str(&text).unwrap();
     let fields = published["fields"].as_array().unwrap();
-    let schema = long_schema();
+    let schema = long_schema(true);
     assert_eq!(fields.len(), schema.fields().len());
+    assert_eq!(long_schema(false).fields().len(), fields.len() - 1);
     for (json, field) in fields.iter().zip(schema.fields()) {
         assert_eq!(json["name"], field.name().as_str());
         assert_eq!(json["type"], field.data_type().to_string(), "type of {}", field.name());
