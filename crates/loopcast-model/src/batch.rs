@@ -1,0 +1,211 @@
+//! Model input on the host: context windows with masks, and planned future values of the
+//! action and covariate channels.
+
+use loopcast_core::Role;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// What becomes of future cells of action channels that a request leaves unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingActions {
+    /// The last known value holds (from earlier in the plan, else the last observed one):
+    /// "keep doing what we do". Echoed back in every answer.
+    #[default]
+    HoldLast,
+    /// The cells stay unknown (masked) and the model forecasts without them.
+    Unknown,
+}
+
+/// A batch of `B` windows over the same channels, row-major `[B, C, L]` for the context
+/// and `[B, C, H]` for the future. Channels are ordered targets first; only action and
+/// covariate channels are read from the future.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelBatch {
+    roles: Vec<Role>,
+    batch: usize,
+    context: usize,
+    horizon: usize,
+    values: Vec<f32>,
+    observed: Vec<bool>,
+    future: Vec<f32>,
+    future_known: Vec<bool>,
+}
+
+impl ModelBatch {
+    /// Checks shapes and contents: at least one target, targets before other channels,
+    /// every array of the right length, and observed values finite.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        roles: Vec<Role>,
+        batch: usize,
+        context: usize,
+        horizon: usize,
+        values: Vec<f32>,
+        observed: Vec<bool>,
+        future: Vec<f32>,
+        future_known: Vec<bool>,
+    ) -> Result<Self, ModelError> {
+        let fail = |m: String| Err(ModelError::Input(m));
+        let channels = roles.len();
+        let targets = roles.iter().take_while(|r| **r == Role::Target).count();
+        if targets == 0 {
+            return fail("no target channel: the first channels must be the targets to forecast".into());
+        }
+        if roles[targets..].contains(&Role::Target) {
+            return fail("target channels must come before action and covariate channels".into());
+        }
+        if batch == 0 || context == 0 || horizon == 0 {
+            return fail(format!(
+                "batch ({batch}), context ({context}) and horizon ({horizon}) must be positive"
+            ));
+        }
+        for (name, len, expected) in [
+            ("values", values.len(), batch * channels * context),
+            ("observed", observed.len(), batch * channels * context),
+            ("future", future.len(), batch * channels * horizon),
+            ("future_known", future_known.len(), batch * channels * horizon),
+        ] {
+            if len != expected {
+                return fail(format!(
+                    "`{name}` has {len} cells, expected {expected} ({batch} × {channels} × …)"
+                ));
+            }
+        }
+        if let Some(i) = values.iter().zip(&observed).position(|(v, o)| *o && !v.is_finite()) {
+            let (b, c, t) = (i / (channels * context), i / context % channels, i % context);
+            return fail(format!("`values` is not finite at window {b}, channel {c}, step {t}"));
+        }
+        if let Some(i) = future.iter().zip(&future_known).position(|(v, k)| *k && !v.is_finite()) {
+            let (b, c, t) = (i / (channels * horizon), i / horizon % channels, i % horizon);
+            return fail(format!("`future` is not finite at window {b}, channel {c}, step {t}"));
+        }
+        Ok(Self { roles, batch, context, horizon, values, observed, future, future_known })
+    }
+
+    /// Channel roles, targets first.
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    /// Number of target channels (the first ones).
+    pub fn targets(&self) -> usize {
+        self.roles.iter().take_while(|r| **r == Role::Target).count()
+    }
+
+    /// Windows in the batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Context steps `L`.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Horizon steps `H`.
+    pub fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    /// Context values and masks, `[B, C, L]`.
+    pub fn context_arrays(&self) -> (&[f32], &[bool]) {
+        (&self.values, &self.observed)
+    }
+
+    /// Future values and masks, `[B, C, H]`.
+    pub fn future_arrays(&self) -> (&[f32], &[bool]) {
+        (&self.future, &self.future_known)
+    }
+
+    /// Fills unknown future cells of action channels according to `policy`.
+    pub fn apply_missing_actions(&mut self, policy: MissingActions) {
+        if policy == MissingActions::Unknown {
+            return;
+        }
+        let (channels, context, horizon) = (self.roles.len(), self.context, self.horizon);
+        for b in 0..self.batch {
+            for (c, role) in self.roles.iter().enumerate() {
+                if *role != Role::Action {
+                    continue;
+                }
+                let history = (b * channels + c) * context;
+                let mut last =
+                    (0..context).rev().find(|t| self.observed[history + t]).map(|t| self.values[history + t]);
+                let future = (b * channels + c) * horizon;
+                for t in 0..horizon {
+                    if self.future_known[future + t] {
+                        last = Some(self.future[future + t]);
+                    } else if let Some(value) = last {
+                        self.future[future + t] = value;
+                        self.future_known[future + t] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same histories with other future values (a what-if plan).
+    pub fn with_future(&self, future: Vec<f32>, future_known: Vec<bool>) -> Result<Self, ModelError> {
+        Self::new(
+            self.roles.clone(),
+            self.batch,
+            self.context,
+            self.horizon,
+            self.values.clone(),
+            self.observed.clone(),
+            future,
+            future_known,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> ModelBatch {
+        // One window, a target and an action, 4 context steps, 3 future steps.
+        ModelBatch::new(
+            vec![Role::Target, Role::Action],
+            1,
+            4,
+            3,
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0],
+            vec![true, true, true, true, true, true, true, false],
+            vec![0.0, 0.0, 0.0, 0.0, 9.0, 0.0],
+            vec![false, false, false, false, true, false],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hold_last_fills_unknown_action_cells() {
+        let mut b = batch();
+        b.apply_missing_actions(MissingActions::HoldLast);
+        let (future, known) = b.future_arrays();
+        assert_eq!(&future[3..], &[7.0, 9.0, 9.0]);
+        assert_eq!(&known[3..], &[true, true, true]);
+        assert_eq!(&known[..3], &[false, false, false], "targets are never filled");
+    }
+
+    #[test]
+    fn bad_batches_name_the_problem() {
+        let err = ModelBatch::new(vec![Role::Action], 1, 1, 1, vec![0.0], vec![true], vec![0.0], vec![false]);
+        assert!(err.unwrap_err().to_string().contains("no target"));
+        let err = ModelBatch::new(
+            vec![Role::Target],
+            1,
+            2,
+            1,
+            vec![0.0, f32::NAN],
+            vec![true, true],
+            vec![0.0],
+            vec![false],
+        );
+        assert!(err.unwrap_err().to_string().contains("step 1"));
+        let err = ModelBatch::new(vec![Role::Target], 1, 2, 1, vec![0.0], vec![true], vec![0.0], vec![false]);
+        assert!(err.unwrap_err().to_string().contains("`values` has 1 cells"));
+    }
+}

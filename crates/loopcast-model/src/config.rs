@@ -1,0 +1,115 @@
+//! Model configuration: sizes, patching, quantile levels and the loop's limits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// The looped world model's hyper-parameters. Serialised next to every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Token width `d`.
+    pub d_model: usize,
+    /// Attention heads (must divide `d_model`).
+    pub heads: usize,
+    /// Hidden width of every MLP, as a multiple of `d_model`.
+    pub mlp_ratio: usize,
+    /// Steps per patch `P`.
+    pub patch_len: usize,
+    /// Factorised (time, then channel) attention layers in the history encoder.
+    pub encoder_layers: usize,
+    /// Most context patches the position table covers (longer contexts keep the last ones).
+    pub max_context_patches: usize,
+    /// Most horizon patches a rollout may take.
+    pub max_horizon_patches: usize,
+    /// Quantile levels of the head, strictly increasing in (0, 1).
+    pub quantiles: Vec<f64>,
+    /// Fewest loops of the shared block per future patch.
+    pub min_loops: usize,
+    /// Most loops of the shared block per future patch.
+    pub max_loops: usize,
+    /// Default exit threshold `τ` of the gate (a loop stops once the gate reaches it).
+    pub exit_threshold: f64,
+    /// Smallest per-channel scale, relative to `1 + |location|`.
+    pub scale_floor: f64,
+}
+
+impl ModelConfig {
+    /// The CPU-trainable preset (about 0.3 M parameters).
+    pub fn small() -> Self {
+        Self {
+            d_model: 64,
+            heads: 4,
+            mlp_ratio: 2,
+            patch_len: 16,
+            encoder_layers: 2,
+            max_context_patches: 64,
+            max_horizon_patches: 16,
+            quantiles: vec![0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99],
+            min_loops: 1,
+            max_loops: 8,
+            exit_threshold: 0.5,
+            scale_floor: 1e-3,
+        }
+    }
+
+    /// The larger preset (about 1.7 M parameters).
+    pub fn base() -> Self {
+        Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let fail = |m: String| Err(ModelError::Config(m));
+        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
+            return fail(format!("`heads` ({}) must divide `d_model` ({})", self.heads, self.d_model));
+        }
+        for (name, value) in [
+            ("mlp_ratio", self.mlp_ratio),
+            ("patch_len", self.patch_len),
+            ("max_context_patches", self.max_context_patches),
+            ("max_horizon_patches", self.max_horizon_patches),
+            ("min_loops", self.min_loops),
+        ] {
+            if value == 0 {
+                return fail(format!("`{name}` must be at least 1"));
+            }
+        }
+        if self.max_loops < self.min_loops {
+            return fail(format!(
+                "`max_loops` ({}) is below `min_loops` ({})",
+                self.max_loops, self.min_loops
+            ));
+        }
+        if self.quantiles.is_empty()
+            || self.quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0))
+            || self.quantiles.windows(2).any(|w| w[0] >= w[1])
+        {
+            return fail(format!(
+                "`quantiles` must be strictly increasing in (0, 1), got {:?}",
+                self.quantiles
+            ));
+        }
+        if !(self.scale_floor > 0.0 && self.scale_floor.is_finite()) {
+            return fail(format!("`scale_floor` must be positive, got {}", self.scale_floor));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_errors_name_the_field() {
+        ModelConfig::small().validate().unwrap();
+        ModelConfig::base().validate().unwrap();
+        let err = ModelConfig { heads: 3, ..ModelConfig::small() }.validate().unwrap_err();
+        assert!(err.to_string().contains("`heads`"), "{err}");
+        let err = ModelConfig { quantiles: vec![0.5, 0.1], ..ModelConfig::small() }.validate().unwrap_err();
+        assert!(err.to_string().contains("`quantiles`"), "{err}");
+        let err = ModelConfig { max_loops: 0, ..ModelConfig::small() }.validate().unwrap_err();
+        assert!(err.to_string().contains("`max_loops`"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! Analytic cost of a forecast: multiply-add FLOPs of the matrix products, counted from
+//! the shapes (elementwise work is left out; it is a few percent at these sizes).
+
+use crate::ModelConfig;
+
+/// The shape of a request, for [`forecast_flops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestShape {
+    /// Channels `C` (targets, actions and covariates).
+    pub channels: usize,
+    /// Target channels `T`.
+    pub targets: usize,
+    /// Context steps `L`.
+    pub context: usize,
+    /// Horizon steps `H`.
+    pub horizon: usize,
+}
+
+/// FLOPs of one attention layer over `queries` query tokens and `keys` key tokens, with the
+/// key/value projections over `keys` tokens.
+fn attention(d: usize, queries: usize, keys: usize) -> usize {
+    // Q and output projections on the queries, K and V on the keys, scores and mixing.
+    2 * (2 * queries * d * d + 2 * keys * d * d + 2 * queries * keys * d)
+}
+
+fn mlp(tokens: usize, input: usize, hidden: usize, output: usize) -> usize {
+    2 * tokens * (input * hidden + hidden * output)
+}
+
+/// FLOPs to forecast one window of `shape` with `loops` loops per future patch.
+pub fn forecast_flops(config: &ModelConfig, shape: RequestShape, loops: usize) -> usize {
+    let d = config.d_model;
+    let hidden = d * config.mlp_ratio;
+    let p = config.patch_len;
+    let n = shape.context.div_ceil(p).min(config.max_context_patches);
+    let k = shape.horizon.div_ceil(p);
+    let c = shape.channels;
+    let actions = (c - shape.targets).max(1);
+    let features = 2 * p + 2;
+    let tokens = c * n;
+    let state = shape.targets + 1;
+
+    let patch = mlp(tokens, features, d, d) + 2 * tokens * features * d;
+    let layer = attention(d, n, n) * c
+        + mlp(tokens, d, hidden, d)
+        + attention(d, c, c) * n
+        + mlp(tokens, d, hidden, d);
+    let encoder = patch + config.encoder_layers * layer + 2 * shape.targets * 2 * d * d + 2 * d * d;
+    let action = k * (mlp(actions, features, d, d) + 2 * actions * features * d);
+    let block = attention(d, state + actions, state + actions)
+        + attention(d, state, tokens)
+        + mlp(state, d, hidden, d);
+    let gate = 2 * 2 * d;
+    let core = k * loops * (block + gate);
+    let head = 2 * k * shape.targets * d * p * config.quantiles.len();
+    encoder + action + core + head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_grows_with_loops_and_context() {
+        let config = ModelConfig::small();
+        let shape = RequestShape { channels: 4, targets: 3, context: 512, horizon: 64 };
+        let one = forecast_flops(&config, shape, 1);
+        let eight = forecast_flops(&config, shape, 8);
+        assert!(eight > one);
+        let longer = forecast_flops(&config, RequestShape { context: 1024, ..shape }, 1);
+        assert!(longer > one);
+    }
+}

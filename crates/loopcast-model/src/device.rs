@@ -1,0 +1,44 @@
+//! Run-time device choice: the pure-Rust CPU backend everywhere, wgpu where compiled in.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// Which device to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// burn's `flex` CPU backend (SIMD, multi-threaded).
+    #[default]
+    Cpu,
+    /// burn's wgpu backend (Vulkan, Metal or DX12); needs the `wgpu` cargo feature.
+    Wgpu,
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "wgpu" | "gpu" | "vulkan" => Ok(DeviceKind::Wgpu),
+            other => Err(ModelError::Device(format!("unknown device `{other}` (expected cpu or wgpu)"))),
+        }
+    }
+}
+
+impl DeviceKind {
+    /// The device, or why it cannot be had in this build.
+    pub fn device(self) -> Result<Device, ModelError> {
+        match self {
+            DeviceKind::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[cfg(not(feature = "wgpu"))]
+            DeviceKind::Wgpu => Err(ModelError::Device(
+                "this build has no wgpu backend (rebuild with `--features wgpu`)".into(),
+            )),
+        }
+    }
+}

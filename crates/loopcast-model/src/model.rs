@@ -1,0 +1,280 @@
+//! The inference face of the model: forecasts and what-ifs on host arrays, loop control
+//! per call, checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{Encoded, Inputs, LoopControl, Network};
+use crate::{MissingActions, ModelBatch, ModelConfig, ModelError};
+
+/// Per-call options of a forecast or what-if.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForecastOptions {
+    /// Fewest loops per future patch (default: the model's).
+    pub min_loops: Option<usize>,
+    /// Most loops per future patch (default: the model's).
+    pub max_loops: Option<usize>,
+    /// Exit threshold `τ` of the gate (default: the model's); `0` always stops at the
+    /// fewest loops, above `1` always runs the most.
+    pub exit_threshold: Option<f64>,
+    /// Decode only these future patches (deferred decoding); all when absent.
+    pub patches: Option<Vec<usize>>,
+    /// What becomes of unknown future action cells.
+    pub missing_actions: MissingActions,
+}
+
+/// Quantile trajectories for every target channel of every window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// Windows.
+    pub batch: usize,
+    /// Target channels.
+    pub targets: usize,
+    /// Steps per trajectory (the decoded patches × patch length, cut to the horizon).
+    pub steps: usize,
+    /// Quantile levels.
+    pub levels: Vec<f64>,
+    /// Values in the data's units, `[B, T, steps, Q]` row-major, monotone in the level.
+    pub values: Vec<f32>,
+    /// Loops used per window and future patch, `[B][K]`.
+    pub loops: Vec<Vec<u32>>,
+    /// The policy applied to unknown future actions.
+    pub missing_actions: MissingActions,
+}
+
+impl Forecast {
+    /// The value of quantile `level` (an index into `levels`) for window `b`, target `t`,
+    /// step `h`.
+    pub fn value(&self, b: usize, t: usize, h: usize, level: usize) -> f32 {
+        let q = self.levels.len();
+        self.values[((b * self.targets + t) * self.steps + h) * q + level]
+    }
+}
+
+/// The looped world model with its configuration, on one device.
+#[derive(Debug)]
+pub struct LoopedWorldModel {
+    network: Network,
+    config: ModelConfig,
+    device: Device,
+    history_encodings: AtomicUsize,
+}
+
+const CONFIG_FILE: &str = "config.json";
+const WEIGHTS_FILE: &str = "weights.bpk";
+
+impl LoopedWorldModel {
+    /// A model with fresh weights.
+    pub fn new(config: ModelConfig, device: &Device) -> Result<Self, ModelError> {
+        config.validate()?;
+        let network = Network::new(&config, device);
+        Ok(Self::from_network(network, config, device))
+    }
+
+    /// Wraps trained weights.
+    pub fn from_network(network: Network, config: ModelConfig, device: &Device) -> Self {
+        Self { network, config, device: device.clone(), history_encodings: AtomicUsize::new(0) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The weights.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of learned parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.network.num_params()
+    }
+
+    /// How many times a history has been encoded since the model was built (what-ifs
+    /// encode each history once, whatever the number of plans).
+    pub fn history_encodings(&self) -> usize {
+        self.history_encodings.load(Ordering::Relaxed)
+    }
+
+    fn control(&self, options: &ForecastOptions) -> Result<LoopControl, ModelError> {
+        let control = LoopControl {
+            min_loops: options.min_loops.unwrap_or(self.config.min_loops),
+            max_loops: options.max_loops.unwrap_or(self.config.max_loops),
+            exit_threshold: options.exit_threshold.unwrap_or(self.config.exit_threshold),
+        };
+        if control.min_loops == 0 || control.max_loops < control.min_loops {
+            return Err(ModelError::Input(format!(
+                "`min_loops` ({}) must be at least 1 and at most `max_loops` ({})",
+                control.min_loops, control.max_loops
+            )));
+        }
+        if control.exit_threshold.is_nan() || control.exit_threshold < 0.0 {
+            return Err(ModelError::Input(format!(
+                "`exit_threshold` must be 0 or more, got {}",
+                control.exit_threshold
+            )));
+        }
+        Ok(control)
+    }
+
+    fn check_horizon(&self, horizon: usize) -> Result<usize, ModelError> {
+        let patches = horizon.div_ceil(self.config.patch_len);
+        if patches > self.config.max_horizon_patches {
+            return Err(ModelError::Input(format!(
+                "`horizon` {horizon} needs {patches} patches of {}, the model rolls out at most {}",
+                self.config.patch_len, self.config.max_horizon_patches
+            )));
+        }
+        Ok(patches)
+    }
+
+    fn encode(&self, inputs: &Inputs) -> Encoded {
+        self.history_encodings.fetch_add(1, Ordering::Relaxed);
+        self.network.encode(inputs)
+    }
+
+    /// Forecasts every target channel of every window of `batch`.
+    pub fn forecast(&self, batch: &ModelBatch, options: &ForecastOptions) -> Result<Forecast, ModelError> {
+        let mut plans = self.whatif(batch, &[batch.future_arrays_owned()], options)?;
+        Ok(plans.pop().expect("one plan in, one forecast out"))
+    }
+
+    /// One history per window, several plans for its future: encodes each history once,
+    /// then rolls every plan out from the shared encoding. `plans` are `(future values,
+    /// known mask)` pairs shaped like the batch's own future, `[B, C, H]`.
+    pub fn whatif(
+        &self,
+        batch: &ModelBatch,
+        plans: &[(Vec<f32>, Vec<bool>)],
+        options: &ForecastOptions,
+    ) -> Result<Vec<Forecast>, ModelError> {
+        let control = self.control(options)?;
+        let patches = self.check_horizon(batch.horizon())?;
+        if plans.is_empty() {
+            return Err(ModelError::Input("no plan to roll out".into()));
+        }
+        let decode: Vec<usize> = match &options.patches {
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|k| **k >= patches) {
+                    return Err(ModelError::Input(format!(
+                        "`patches` asks for patch {bad}, the horizon has {patches}"
+                    )));
+                }
+                list.clone()
+            }
+            None => (0..patches).collect(),
+        };
+        let inputs = Inputs::new(batch, &self.config, &self.device);
+        let mut futures = Vec::with_capacity(plans.len());
+        for (future, known) in plans {
+            let mut plan = batch.with_future(future.clone(), known.clone())?;
+            plan.apply_missing_actions(options.missing_actions);
+            let planned = Inputs::new(&plan, &self.config, &self.device);
+            futures.push((planned.future, planned.future_mask));
+        }
+        let encoded = self.encode(&inputs);
+        let k = plans.len();
+        let shared =
+            Encoded { memory: encoded.memory.repeat_dim(0, k), state: encoded.state.repeat_dim(0, k) };
+        let scenarios = inputs.scenarios(futures);
+        let rollout = self.network.rollout(&shared, self.network.actions(&scenarios), control);
+        let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
+        let scaled = self.network.decode(states, inputs.targets);
+        let [_, t, steps, q] = scaled.dims();
+        let targets_scale = scenarios.scale.clone().slice([0..k * batch.batch(), 0..t, 0..1]).reshape([
+            k * batch.batch(),
+            t,
+            1,
+            1,
+        ]);
+        let targets_location = scenarios
+            .location
+            .clone()
+            .slice([0..k * batch.batch(), 0..t, 0..1])
+            .reshape([k * batch.batch(), t, 1, 1]);
+        let values = scaled * targets_scale + targets_location;
+        let keep = if options.patches.is_none() { batch.horizon() } else { steps };
+        let values = values.slice([0..k * batch.batch(), 0..t, 0..keep, 0..q]);
+        let values =
+            values.into_data().try_to_vec::<f32>().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        let b = batch.batch();
+        let per_plan = b * t * keep * q;
+        Ok((0..k)
+            .map(|plan| Forecast {
+                batch: b,
+                targets: t,
+                steps: keep,
+                levels: self.config.quantiles.clone(),
+                values: values[plan * per_plan..(plan + 1) * per_plan].to_vec(),
+                loops: rollout.loops[plan * b..(plan + 1) * b].to_vec(),
+                missing_actions: options.missing_actions,
+            })
+            .collect())
+    }
+
+    /// Writes `config.json` and `weights.bpk` (burnpack) into `dir`, each through a
+    /// temporary file renamed into place.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), ModelError> {
+        let dir = dir.as_ref();
+        let fail = |path: PathBuf, message: String| ModelError::Checkpoint { path, message };
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir.to_path_buf(), e.to_string()))?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let temporary = dir.join(format!(".{WEIGHTS_FILE}.{}.tmp", std::process::id()));
+        let mut store = BurnpackStore::from_file(&temporary).overwrite(true);
+        self.network.save_into(&mut store).map_err(|e| fail(weights.clone(), format!("{e:?}")))?;
+        std::fs::rename(&temporary, &weights).map_err(|e| fail(weights.clone(), e.to_string()))?;
+        let config = dir.join(CONFIG_FILE);
+        let text = serde_json::to_string_pretty(&self.config).expect("a config serialises");
+        let temporary = dir.join(format!(".{CONFIG_FILE}.{}.tmp", std::process::id()));
+        std::fs::write(&temporary, text).map_err(|e| fail(config.clone(), e.to_string()))?;
+        std::fs::rename(&temporary, &config).map_err(|e| fail(config, e.to_string()))
+    }
+
+    /// Loads a model saved by [`Self::save`] onto `device`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, ModelError> {
+        let dir = dir.as_ref();
+        let config_path = dir.join(CONFIG_FILE);
+        let fail =
+            |path: &Path, message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(&config_path).map_err(|e| fail(&config_path, e.to_string()))?;
+        let config: ModelConfig =
+            serde_json::from_str(&text).map_err(|e| fail(&config_path, e.to_string()))?;
+        config.validate().map_err(|e| fail(&config_path, e.to_string()))?;
+        let mut network = Network::new(&config, device);
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.exists() {
+            return Err(fail(&weights, "not found".into()));
+        }
+        let mut store = BurnpackStore::from_file(&weights);
+        let result = network.load_from(&mut store).map_err(|e| fail(&weights, format!("{e:?}")))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            return Err(fail(
+                &weights,
+                format!(
+                    "does not match the config: missing {:?}, errors {:?}",
+                    result.missing, result.errors
+                ),
+            ));
+        }
+        Ok(Self::from_network(network, config, device))
+    }
+}
+
+impl ModelBatch {
+    /// The batch's own future arrays, owned (the plan of a plain forecast).
+    fn future_arrays_owned(&self) -> (Vec<f32>, Vec<bool>) {
+        let (values, known) = self.future_arrays();
+        (values.to_vec(), known.to_vec())
+    }
+}

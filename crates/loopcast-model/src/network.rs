@@ -1,0 +1,422 @@
+//! The looped world model as a burn module: encoders, the shared looped core with
+//! spectral retention, the exit gate and the quantile head.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use loopcast_core::Role;
+
+use crate::layers::{CoreBlock, FactorisedLayer, ResidualMlp};
+use crate::retention::Retention;
+use crate::{ModelBatch, ModelConfig};
+
+/// Index of a role in the role embedding tables.
+fn role_index(role: Role) -> i64 {
+    match role {
+        Role::Target => 0,
+        Role::Action => 1,
+        Role::Covariate => 2,
+    }
+}
+
+fn table(rows: usize, d_model: usize, device: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::random([rows, d_model], Distribution::Normal(0.0, 0.02), device))
+}
+
+/// A batch on a device: context and future padded to whole patches, scaled per channel.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// Scaled context, `[B, C, N·P]`, zero where unobserved (padding on the left).
+    pub context: Tensor<3>,
+    /// Context mask, 1 where observed.
+    pub context_mask: Tensor<3>,
+    /// Scaled future, `[B, C, K·P]` (padding on the right); target cells hold the truth
+    /// when the batch carries it (training, backtests) and are never read by the model.
+    pub future: Tensor<3>,
+    /// Future mask, 1 where known.
+    pub future_mask: Tensor<3>,
+    /// Per-channel location, `[B, C, 1]`.
+    pub location: Tensor<3>,
+    /// Per-channel scale (positive), `[B, C, 1]`.
+    pub scale: Tensor<3>,
+    /// Channel roles, targets first.
+    pub roles: Vec<Role>,
+    /// Number of target channels.
+    pub targets: usize,
+    /// Horizon steps asked for (before padding).
+    pub horizon: usize,
+}
+
+impl Inputs {
+    /// Moves `batch` to `device`: keeps the last `max_context_patches` patches of context,
+    /// pads both ends to whole patches, and scales every channel by the mean and standard
+    /// deviation of its observed context (with a floor), so values of any magnitude meet
+    /// the network at unit scale.
+    pub fn new(batch: &ModelBatch, config: &ModelConfig, device: &Device) -> Self {
+        let p = config.patch_len;
+        let (b, c) = (batch.batch(), batch.roles().len());
+        let (l, h) = (batch.context(), batch.horizon());
+        let n = l.div_ceil(p).min(config.max_context_patches);
+        let kept = (n * p).min(l);
+        let padded = n * p;
+        let k = h.div_ceil(p);
+        let (values, observed) = batch.context_arrays();
+        let (future, known) = batch.future_arrays();
+        let mut context = vec![0f32; b * c * padded];
+        let mut context_mask = vec![0f32; b * c * padded];
+        let mut ahead = vec![0f32; b * c * k * p];
+        let mut ahead_mask = vec![0f32; b * c * k * p];
+        for row in 0..b * c {
+            for i in 0..kept {
+                let (from, to) = (row * l + l - kept + i, row * padded + padded - kept + i);
+                if observed[from] {
+                    context[to] = values[from];
+                    context_mask[to] = 1.0;
+                }
+            }
+            for i in 0..h {
+                let (from, to) = (row * h + i, row * k * p + i);
+                if known[from] {
+                    ahead[to] = future[from];
+                    ahead_mask[to] = 1.0;
+                }
+            }
+        }
+        let tensor =
+            |data: Vec<f32>, len: usize| Tensor::<3>::from_data(TensorData::new(data, [b, c, len]), device);
+        let (context, context_mask) = (tensor(context, padded), tensor(context_mask, padded));
+        let (future, future_mask) = (tensor(ahead, k * p), tensor(ahead_mask, k * p));
+
+        let count = context_mask.clone().sum_dim(2);
+        let location = (context.clone() * context_mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0);
+        let centred = (context.clone() - location.clone()) * context_mask.clone();
+        let variance = centred.clone().powf_scalar(2.0).sum_dim(2) / count.clone().clamp_min(1.0);
+        let floor = location.clone().abs().add_scalar(1.0).mul_scalar(config.scale_floor);
+        let scale = (variance + floor.clone() * floor).sqrt();
+        let empty = count.lower_elem(0.5).float();
+        let scale = scale * empty.clone().neg().add_scalar(1.0) + empty;
+        let context = centred / scale.clone();
+        let future = (future - location.clone()) / scale.clone() * future_mask.clone();
+        Self {
+            context,
+            context_mask,
+            future,
+            future_mask,
+            location,
+            scale,
+            roles: batch.roles().to_vec(),
+            targets: batch.targets(),
+            horizon: h,
+        }
+    }
+
+    /// Inputs for `copies` scenarios of the same histories with different futures:
+    /// histories repeated scenario-major (row `k·B + b`), futures concatenated.
+    pub fn scenarios(&self, futures: Vec<(Tensor<3>, Tensor<3>)>) -> Self {
+        let copies = futures.len();
+        let (future, future_mask): (Vec<_>, Vec<_>) = futures.into_iter().unzip();
+        Self {
+            context: self.context.clone().repeat_dim(0, copies),
+            context_mask: self.context_mask.clone().repeat_dim(0, copies),
+            future: Tensor::cat(future, 0),
+            future_mask: Tensor::cat(future_mask, 0),
+            location: self.location.clone().repeat_dim(0, copies),
+            scale: self.scale.clone().repeat_dim(0, copies),
+            roles: self.roles.clone(),
+            targets: self.targets,
+            horizon: self.horizon,
+        }
+    }
+
+    /// `(sign · ln(1 + |location|), ln scale)` per channel, `[B, C, 2]`: the level and
+    /// spread the scaling removed, given back to the network as features.
+    fn statistics(&self) -> Tensor<3> {
+        let level = self.location.clone().abs().add_scalar(1.0).log() * self.location.clone().sign();
+        Tensor::cat(vec![level, self.scale.clone().log()], 2)
+    }
+}
+
+/// The history encoded once: memory tokens and the initial latent state.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Memory tokens `[B, C·N, d]`, read by cross-attention at every loop.
+    pub memory: Tensor<3>,
+    /// Initial state `[B, T + 1, d]`: one token per target channel and a global one.
+    pub state: Tensor<3>,
+}
+
+/// How many times the shared block runs per future patch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoopControl {
+    /// Fewest loops.
+    pub min_loops: usize,
+    /// Most loops.
+    pub max_loops: usize,
+    /// Exit once the gate reaches this (`0` exits at `min_loops`, above `1` never exits
+    /// early).
+    pub exit_threshold: f64,
+}
+
+/// A latent rollout: the state after each future patch and the loops each took.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// `K` states `[B, T + 1, d]`.
+    pub states: Vec<Tensor<3>>,
+    /// Loops used per window and patch, `[B][K]`.
+    pub loops: Vec<Vec<u32>>,
+}
+
+/// The network: every learned weight of the looped world model.
+#[derive(Module, Debug)]
+pub struct Network {
+    patch_len: usize,
+    quantiles: usize,
+    patch_encoder: ResidualMlp,
+    action_encoder: ResidualMlp,
+    role_embedding: Param<Tensor<2>>,
+    action_role_embedding: Param<Tensor<2>>,
+    context_position: Param<Tensor<2>>,
+    horizon_position: Param<Tensor<2>>,
+    no_action: Param<Tensor<2>>,
+    encoder: Vec<FactorisedLayer>,
+    memory_norm: LayerNorm,
+    state_init: Linear,
+    global_init: Linear,
+    core: CoreBlock,
+    retention: Retention,
+    gate: Linear,
+    head_norm: LayerNorm,
+    head: Linear,
+}
+
+impl Network {
+    /// A network with fresh weights for `config` (assumed valid).
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        let d = config.d_model;
+        let hidden = d * config.mlp_ratio;
+        let features = 2 * config.patch_len + 2;
+        Self {
+            patch_len: config.patch_len,
+            quantiles: config.quantiles.len(),
+            patch_encoder: ResidualMlp::new(features, d, device),
+            action_encoder: ResidualMlp::new(features, d, device),
+            role_embedding: table(3, d, device),
+            action_role_embedding: table(3, d, device),
+            context_position: table(config.max_context_patches, d, device),
+            horizon_position: table(config.max_horizon_patches, d, device),
+            no_action: table(1, d, device),
+            encoder: (0..config.encoder_layers)
+                .map(|_| FactorisedLayer::new(d, config.heads, hidden, device))
+                .collect(),
+            memory_norm: LayerNormConfig::new(d).init(device),
+            state_init: LinearConfig::new(2 * d, d).init(device),
+            global_init: LinearConfig::new(d, d).init(device),
+            core: CoreBlock::new(d, config.heads, hidden, device),
+            retention: Retention::new(d, device),
+            gate: LinearConfig::new(2 * d, 1).init(device),
+            head_norm: LayerNormConfig::new(d).init(device),
+            head: LinearConfig::new(d, config.patch_len * config.quantiles.len()).init(device),
+        }
+    }
+
+    fn d_model(&self) -> usize {
+        self.no_action.val().dims()[1]
+    }
+
+    /// Patches `[B, C, L]` values and masks into `[B, C, N, 2P + 2]` encoder inputs.
+    fn patches(&self, values: Tensor<3>, mask: Tensor<3>, statistics: Tensor<3>) -> Tensor<4> {
+        let [b, c, l] = values.dims();
+        let (p, n) = (self.patch_len, l / self.patch_len);
+        let statistics = statistics.reshape([b, c, 1, 2]).expand([b, c, n, 2]);
+        Tensor::cat(vec![values.reshape([b, c, n, p]), mask.reshape([b, c, n, p]), statistics], 3)
+    }
+
+    fn role_tokens(&self, table: Tensor<2>, roles: &[Role], device: &Device) -> Tensor<2> {
+        let ids: Vec<i64> = roles.iter().map(|r| role_index(*r)).collect();
+        let len = ids.len();
+        table.select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), device))
+    }
+
+    /// Encodes the histories: patch tokens with role and position embeddings, factorised
+    /// attention, then the initial state from the target channels' last and pooled
+    /// tokens and a global summary.
+    pub fn encode(&self, inputs: &Inputs) -> Encoded {
+        let device = inputs.context.device();
+        let [b, c, l] = inputs.context.dims();
+        let (d, n, t) = (self.d_model(), l / self.patch_len, inputs.targets);
+        let tokens = self.patch_encoder.forward(self.patches(
+            inputs.context.clone(),
+            inputs.context_mask.clone(),
+            inputs.statistics(),
+        ));
+        let roles = self.role_tokens(self.role_embedding.val(), &inputs.roles, &device).reshape([1, c, 1, d]);
+        // Positions count back from the forecast origin: the last patch is always 0.
+        let back: Vec<i64> = (0..n as i64).rev().collect();
+        let positions = self
+            .context_position
+            .val()
+            .select(0, Tensor::<1, Int>::from_data(TensorData::new(back, [n]), &device))
+            .reshape([1, 1, n, d]);
+        let mut x = tokens + roles + positions;
+        for layer in &self.encoder {
+            x = layer.forward(x);
+        }
+        let x = self.memory_norm.forward(x);
+        let target_tokens = x.clone().slice([0..b, 0..t, 0..n, 0..d]);
+        let last = target_tokens.clone().slice([0..b, 0..t, n - 1..n, 0..d]).reshape([b, t, d]);
+        let pooled = target_tokens.mean_dim(2).reshape([b, t, d]);
+        let per_target = self.state_init.forward(Tensor::cat(vec![last, pooled], 2));
+        let global = self.global_init.forward(x.clone().mean_dim(2).mean_dim(1).reshape([b, 1, d]));
+        Encoded { memory: x.reshape([b, c * n, d]), state: Tensor::cat(vec![per_target, global], 1) }
+    }
+
+    /// Action tokens for every future patch, `[B, A, K, d]`: planned values of the action
+    /// and covariate channels with their masks, own encoder, own role embeddings, and
+    /// horizon positions. Without such channels, one learned "no action" token per patch.
+    pub fn actions(&self, inputs: &Inputs) -> Tensor<4> {
+        let device = inputs.future.device();
+        let [b, c, len] = inputs.future.dims();
+        let (d, k, t) = (self.d_model(), len / self.patch_len, inputs.targets);
+        if k > self.horizon_position.val().dims()[0] {
+            panic!("horizon of {k} patches exceeds the position table; callers check max_horizon_patches");
+        }
+        let positions = self.horizon_position.val().slice([0..k, 0..d]).reshape([1, 1, k, d]);
+        if t == c {
+            return self.no_action.val().reshape([1, 1, 1, d]).expand([b, 1, k, d]) + positions;
+        }
+        let statistics = inputs.statistics().slice([0..b, t..c, 0..2]);
+        let future = inputs.future.clone().slice([0..b, t..c, 0..len]);
+        let mask = inputs.future_mask.clone().slice([0..b, t..c, 0..len]);
+        let tokens = self.action_encoder.forward(self.patches(future, mask, statistics));
+        let roles = self
+            .role_tokens(self.action_role_embedding.val(), &inputs.roles[t..], &device)
+            .reshape([1, c - t, 1, d]);
+        tokens + roles + positions
+    }
+
+    /// One loop: the shared block's update, then retention.
+    pub fn step(&self, state: Tensor<3>, actions: Tensor<3>, memory: Tensor<3>) -> Tensor<3> {
+        let update = self.core.forward(state.clone(), actions, memory);
+        self.retention.apply(state, update)
+    }
+
+    /// Exit probability `[B, 1]` from the new state and its change.
+    pub fn gate(&self, state: Tensor<3>, change: Tensor<3>) -> Tensor<2> {
+        let [b, _, d] = state.dims();
+        let features = Tensor::cat(vec![state.mean_dim(1), change.mean_dim(1)], 2).reshape([b, 2 * d]);
+        sigmoid(self.gate.forward(features))
+    }
+
+    /// Rolls the state forward over every future patch in latent space, looping the
+    /// shared block per patch until each window's gate says its state has settled.
+    /// Windows exit independently; a settled window's state is frozen while the others
+    /// loop on.
+    pub fn rollout(&self, encoded: &Encoded, actions: Tensor<4>, control: LoopControl) -> Rollout {
+        let [b, a, k, d] = actions.dims();
+        let mut state = encoded.state.clone();
+        let mut states = Vec::with_capacity(k);
+        let mut loops = vec![Vec::with_capacity(k); b];
+        let device = state.device();
+        for patch in 0..k {
+            let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
+            let mut done = vec![false; b];
+            let mut used = vec![0u32; b];
+            for round in 1..=control.max_loops {
+                let next = self.step(state.clone(), action.clone(), encoded.memory.clone());
+                for (u, finished) in used.iter_mut().zip(&done) {
+                    *u += u32::from(!finished);
+                }
+                let gate = (round >= control.min_loops && control.exit_threshold <= 1.0)
+                    .then(|| self.gate(next.clone(), next.clone() - state.clone()));
+                state = if done.iter().any(|x| *x) {
+                    let frozen: Vec<bool> = done.clone();
+                    let mask =
+                        Tensor::<1, burn::tensor::Bool>::from_data(TensorData::new(frozen, [b]), &device)
+                            .reshape([b, 1, 1])
+                            .expand([b, next.dims()[1], d]);
+                    next.mask_where(mask, state)
+                } else {
+                    next
+                };
+                if let Some(gate) = gate {
+                    let gate = gate.into_data().try_to_vec::<f32>().expect("gate values are f32");
+                    for (finished, g) in done.iter_mut().zip(gate) {
+                        *finished |= f64::from(g) >= control.exit_threshold;
+                    }
+                }
+                if done.iter().all(|x| *x) {
+                    break;
+                }
+            }
+            for (window, u) in loops.iter_mut().zip(used) {
+                window.push(u);
+            }
+            states.push(state.clone());
+        }
+        Rollout { states, loops }
+    }
+
+    /// Training rollout: exactly `loops` loops per patch, gradients through the last
+    /// `grad_loops` of them only: the earlier loops' graph is cut (a straight-through
+    /// identity to the patch's starting state), so memory does not grow with the loop
+    /// count. Returns the states and the gate probability after every loop,
+    /// `[B, K, loops]`.
+    pub fn rollout_fixed(
+        &self,
+        encoded: &Encoded,
+        actions: Tensor<4>,
+        loops: usize,
+        grad_loops: usize,
+    ) -> (Vec<Tensor<3>>, Tensor<3>) {
+        let [b, a, k, d] = actions.dims();
+        let mut state = encoded.state.clone();
+        let mut states = Vec::with_capacity(k);
+        let mut gates = Vec::with_capacity(k);
+        for patch in 0..k {
+            let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
+            let mut per_loop = Vec::with_capacity(loops);
+            let start = state.clone();
+            for round in 0..loops {
+                if round > 0 && round + grad_loops == loops {
+                    // Truncate: the graph of the earlier loops is dropped, and the gradient
+                    // passes straight through them to the patch's starting state, so the
+                    // chain across patches (and the state's initialisation) keeps learning.
+                    state = start.clone() + (state - start.clone()).detach();
+                }
+                let next = self.step(state.clone(), action.clone(), encoded.memory.clone());
+                per_loop.push(self.gate(next.clone(), next.clone() - state));
+                state = next;
+            }
+            gates.push(Tensor::cat(per_loop, 1).reshape([b, 1, loops]));
+            states.push(state.clone());
+        }
+        (states, Tensor::cat(gates, 1))
+    }
+
+    /// Decodes states into monotone quantiles in scaled units, `[B, T, steps·P, Q]`: a
+    /// base value plus cumulative softplus increments, so quantiles never cross.
+    pub fn decode(&self, states: Vec<Tensor<3>>, targets: usize) -> Tensor<4> {
+        let steps = states.len();
+        let stacked: Tensor<4> = Tensor::stack(states, 1);
+        let [b, _, _, d] = stacked.dims();
+        let (p, q) = (self.patch_len, self.quantiles);
+        let raw = self
+            .head
+            .forward(self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d])))
+            .reshape([b * steps * targets * p, q]);
+        let base = raw.clone().slice([0..b * steps * targets * p, 0..1]);
+        let quantiles = if q > 1 {
+            let device = raw.device();
+            let increments = softplus(raw.slice([0..b * steps * targets * p, 1..q]), 1.0);
+            let upper: Vec<f32> =
+                (0..q - 1).flat_map(|i| (0..q - 1).map(move |j| if i <= j { 1.0 } else { 0.0 })).collect();
+            let cumulative =
+                increments.matmul(Tensor::from_data(TensorData::new(upper, [q - 1, q - 1]), &device));
+            Tensor::cat(vec![base.clone(), base + cumulative], 1)
+        } else {
+            base
+        };
+        quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q])
+    }
+}

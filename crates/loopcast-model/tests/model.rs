@@ -1,0 +1,343 @@
+//! Properties of the looped world model with random weights on the CPU device.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Gradients;
+use burn::tensor::{Device, Tensor};
+use loopcast_core::Role;
+use loopcast_model::{ForecastOptions, Inputs, LoopedWorldModel, MissingActions, ModelBatch, ModelConfig};
+use proptest::prelude::*;
+
+/// A small model for tests: two-layer encoder, width 32.
+fn config() -> ModelConfig {
+    ModelConfig { d_model: 32, heads: 4, patch_len: 8, max_loops: 6, min_loops: 1, ..ModelConfig::small() }
+}
+
+/// Deterministic pseudo-random numbers in [0, 1).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// `b` windows of a target, a second target and an action: a daily-ish wave at `level`
+/// with noise, a step in the action, some missing cells.
+fn batch(b: usize, context: usize, horizon: usize, level: f32, seed: u64) -> ModelBatch {
+    let roles = vec![Role::Target, Role::Target, Role::Action];
+    let c = roles.len();
+    let mut rng = Lcg(seed);
+    let mut values = vec![0.0; b * c * context];
+    let mut observed = vec![true; b * c * context];
+    let mut future = vec![0.0; b * c * horizon];
+    let mut known = vec![false; b * c * horizon];
+    for w in 0..b {
+        for t in 0..context {
+            let wave = (t as f32 / 12.0).sin();
+            values[(w * c) * context + t] = level * (1.0 + 0.3 * wave + 0.05 * rng.next());
+            values[(w * c + 1) * context + t] = level * 0.1 * (1.0 + rng.next());
+            values[(w * c + 2) * context + t] = 4.0;
+            observed[(w * c + 1) * context + t] = rng.next() > 0.2;
+        }
+        for t in 0..horizon {
+            future[(w * c + 2) * horizon + t] = if t < horizon / 2 { 4.0 } else { 8.0 };
+            known[(w * c + 2) * horizon + t] = true;
+        }
+    }
+    ModelBatch::new(roles, b, context, horizon, values, observed, future, known).unwrap()
+}
+
+fn assert_monotone(forecast: &loopcast_model::Forecast) {
+    for b in 0..forecast.batch {
+        for t in 0..forecast.targets {
+            for h in 0..forecast.steps {
+                for q in 1..forecast.levels.len() {
+                    let (lo, hi) = (forecast.value(b, t, h, q - 1), forecast.value(b, t, h, q));
+                    assert!(lo.is_finite() && hi.is_finite(), "non-finite at {b} {t} {h}");
+                    assert!(lo <= hi, "quantiles cross at window {b}, target {t}, step {h}: {lo} > {hi}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn presets_report_their_size() {
+    let device = Device::flex();
+    let small = LoopedWorldModel::new(ModelConfig::small(), &device).unwrap();
+    let base = LoopedWorldModel::new(ModelConfig::base(), &device).unwrap();
+    assert!(small.parameter_count() < 5_000_000, "{}", small.parameter_count());
+    assert!(base.parameter_count() > small.parameter_count());
+    println!("parameters: small {}, base {}", small.parameter_count(), base.parameter_count());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Quantiles never cross, whatever the level, window count and missingness.
+    #[test]
+    fn quantiles_are_monotone_for_any_input(level in -1e6f32..1e6, seed in any::<u64>(), b in 1usize..4) {
+        let device = Device::flex();
+        let model = LoopedWorldModel::new(config(), &device).unwrap();
+        let forecast = model.forecast(&batch(b, 40, 20, level, seed), &ForecastOptions::default()).unwrap();
+        prop_assert_eq!(forecast.steps, 20);
+        assert_monotone(&forecast);
+    }
+}
+
+#[test]
+fn exit_threshold_zero_and_above_one_use_the_loop_limits() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(3, 48, 24, 100.0, 1);
+    let run = |threshold: f64, min: usize, max: usize| {
+        let options = ForecastOptions {
+            exit_threshold: Some(threshold),
+            min_loops: Some(min),
+            max_loops: Some(max),
+            ..ForecastOptions::default()
+        };
+        model.forecast(&input, &options).unwrap().loops
+    };
+    assert!(run(0.0, 2, 6).iter().flatten().all(|l| *l == 2));
+    assert!(run(1.5, 2, 6).iter().flatten().all(|l| *l == 6));
+    assert!(run(0.0, 3, 3).iter().flatten().all(|l| *l == 3));
+    let loops = run(0.0, 1, 5);
+    assert_eq!(loops.len(), 3);
+    assert!(loops.iter().all(|w| w.len() == 3), "one count per window and future patch");
+}
+
+/// The loops a forecast reports are the loops it ran: replaying the rollout by hand with
+/// exactly those counts gives the same quantiles.
+#[test]
+fn reported_loops_are_the_loops_run() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(1, 48, 24, 10.0, 3);
+    for threshold in [0.3, 0.5, 0.7] {
+        let options = ForecastOptions { exit_threshold: Some(threshold), ..ForecastOptions::default() };
+        let forecast = model.forecast(&input, &options).unwrap();
+        let network = model.network();
+        let mut planned = input.clone();
+        planned.apply_missing_actions(MissingActions::HoldLast);
+        let inputs = Inputs::new(&planned, model.config(), &device);
+        let encoded = network.encode(&inputs);
+        let actions = network.actions(&inputs);
+        let [b, a, k, d] = actions.dims();
+        let mut state = encoded.state.clone();
+        let mut states = Vec::new();
+        for (patch, loops) in forecast.loops[0].iter().enumerate() {
+            let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
+            for _ in 0..*loops {
+                state = network.step(state, action.clone(), encoded.memory.clone());
+            }
+            states.push(state.clone());
+        }
+        assert_eq!(states.len(), k);
+        let replay = network.decode(states, inputs.targets);
+        let replay = replay * inputs.scale.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1])
+            + inputs.location.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1]);
+        let replay = replay.slice([0..1, 0..2, 0..24]).into_data().try_to_vec::<f32>().unwrap();
+        for (a, b) in replay.iter().zip(&forecast.values) {
+            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "threshold {threshold}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn whatif_equals_independent_forecasts_and_encodes_once() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(2, 48, 32, 50.0, 9);
+    let (future, known) = input.future_arrays();
+    let plans: Vec<(Vec<f32>, Vec<bool>)> = [1.0f32, 2.0, 12.0]
+        .iter()
+        .map(|replicas| {
+            let mut f = future.to_vec();
+            for w in 0..2 {
+                f[(w * 3 + 2) * 32..(w * 3 + 3) * 32].fill(*replicas);
+            }
+            (f, known.to_vec())
+        })
+        .collect();
+    let options = ForecastOptions::default();
+    let before = model.history_encodings();
+    let whatif = model.whatif(&input, &plans, &options).unwrap();
+    assert_eq!(model.history_encodings(), before + 1, "one encoding for three plans");
+    assert_eq!(whatif.len(), 3);
+    for (plan, result) in plans.iter().zip(&whatif) {
+        let alone =
+            model.forecast(&input.with_future(plan.0.clone(), plan.1.clone()).unwrap(), &options).unwrap();
+        assert_eq!(alone.loops, result.loops);
+        for (a, b) in alone.values.iter().zip(&result.values) {
+            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+    assert_eq!(model.history_encodings(), before + 4);
+    assert_ne!(whatif[0].values, whatif[2].values, "the plan changes the forecast");
+}
+
+#[test]
+fn fully_masked_channels_and_gaps_give_finite_forecasts() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let roles = vec![Role::Target, Role::Target, Role::Covariate];
+    let (b, c, l, h) = (2, 3, 37, 11);
+    let mut observed = vec![true; b * c * l];
+    // Window 0: the second target never observed; window 1: nothing observed at all.
+    observed[l..2 * l].fill(false);
+    observed[c * l..].fill(false);
+    let values: Vec<f32> = (0..b * c * l).map(|i| (i % 7) as f32).collect();
+    let input =
+        ModelBatch::new(roles, b, l, h, values, observed, vec![0.0; b * c * h], vec![false; b * c * h])
+            .unwrap();
+    let forecast = model.forecast(&input, &ForecastOptions::default()).unwrap();
+    assert_monotone(&forecast);
+}
+
+#[test]
+fn latent_rollouts_stay_bounded_over_a_thousand_steps() {
+    let device = Device::flex();
+    let config = config();
+    let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
+    let network = model.network();
+    let inputs = Inputs::new(&batch(2, 48, 16, 1e4, 5), &config, &device);
+    let encoded = network.encode(&inputs);
+    let actions = network.actions(&inputs);
+    let [b, a, _, d] = actions.dims();
+    let action = actions.slice([0..b, 0..a, 0..1, 0..d]).reshape([b, a, d]);
+    let mut state = encoded.state.clone();
+    let mut largest = 0f32;
+    for _ in 0..1000 {
+        for _ in 0..config.max_loops {
+            state = network.step(state, action.clone(), encoded.memory.clone());
+        }
+        let values = state.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+        largest = values.iter().fold(largest, |m, v| m.max(v.abs()));
+    }
+    // Stated bound: |x| ≤ max(|x₀|, sup|u| · B̄/(1 − Ā)), well under 100 at this size.
+    assert!(largest < 100.0, "state grew to {largest}");
+}
+
+/// Collects the gradient of every parameter.
+struct GradientCheck<'a> {
+    grads: &'a Gradients,
+    missing: Vec<String>,
+    checked: usize,
+}
+
+impl ModuleVisitor for GradientCheck<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.checked += 1;
+        let name = format!("{:?} {:?}", param.id, param.val().dims());
+        match param.val().grad(self.grads) {
+            None => self.missing.push(format!("{name}: no gradient")),
+            Some(grad) => {
+                let values = grad.into_data().try_to_vec::<f32>().unwrap();
+                if values.iter().any(|v| !v.is_finite()) {
+                    self.missing.push(format!("{name}: non-finite gradient"));
+                } else if values.iter().all(|v| *v == 0.0) {
+                    self.missing.push(format!("{name}: zero gradient"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_training_step_reaches_every_parameter() {
+    let device = Device::flex().autodiff();
+    let config = config();
+    let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
+    let network = model.network();
+    let loss_of = |input: &ModelBatch| {
+        let inputs = Inputs::new(input, &config, &device);
+        let encoded = network.encode(&inputs);
+        let (states, gates) = network.rollout_fixed(&encoded, network.actions(&inputs), 3, 2);
+        let quantiles = network.decode(states, inputs.targets);
+        let [b, t, steps, q] = quantiles.dims();
+        let truth = inputs.context.clone().slice([0..b, 0..t, 0..steps]).reshape([b, t, steps, 1]);
+        let error = truth - quantiles;
+        let levels: Vec<f32> = config.quantiles.iter().map(|l| *l as f32).collect();
+        let levels =
+            Tensor::<1>::from_data(burn::tensor::TensorData::new(levels, [q]), &device).reshape([1, 1, 1, q]);
+        let pinball = (error.clone() * levels.clone()).max_pair(error * (levels - 1.0));
+        pinball.mean() + gates.mean()
+    };
+    let with_actions = batch(2, 48, 16, 3.0, 11);
+    // A batch with targets only reaches the "no action" token.
+    let targets_only = ModelBatch::new(
+        vec![Role::Target],
+        1,
+        32,
+        16,
+        (0..32).map(|i| (i as f32 / 5.0).sin()).collect(),
+        vec![true; 32],
+        vec![0.0; 16],
+        vec![false; 16],
+    )
+    .unwrap();
+    let loss = loss_of(&with_actions) + loss_of(&targets_only);
+    let value = loss.clone().into_data().try_to_vec::<f32>().unwrap()[0];
+    assert!(value.is_finite());
+    let grads = loss.backward();
+    let mut check = GradientCheck { grads: &grads, missing: Vec::new(), checked: 0 };
+    network.visit(&mut check);
+    assert!(check.checked > 40, "visited {} parameters", check.checked);
+    assert!(check.missing.is_empty(), "{:#?}", check.missing);
+}
+
+#[test]
+fn save_then_load_gives_identical_forecasts() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(2, 40, 16, 7.0, 21);
+    let before = model.forecast(&input, &ForecastOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = LoopedWorldModel::load(dir.path(), &device).unwrap();
+    assert_eq!(loaded.config(), model.config());
+    assert_eq!(loaded.forecast(&input, &ForecastOptions::default()).unwrap(), before);
+    let err = LoopedWorldModel::load(dir.path().join("nowhere"), &device).unwrap_err();
+    assert!(err.to_string().contains("config.json"), "{err}");
+}
+
+#[test]
+fn bad_requests_are_refused_with_the_field() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(1, 32, 16, 1.0, 2);
+    let err =
+        model.forecast(&input, &ForecastOptions { min_loops: Some(0), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("`min_loops`"), "{err}");
+    let err = model
+        .forecast(&input, &ForecastOptions { patches: Some(vec![5]), ..Default::default() })
+        .unwrap_err();
+    assert!(err.to_string().contains("`patches`"), "{err}");
+    let long = batch(1, 32, 16 * 8 + 1, 1.0, 2);
+    let err = model.forecast(&long, &ForecastOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("`horizon`"), "{err}");
+}
+
+/// Deferred decoding: asking for one patch decodes that patch only, and its values are
+/// the same as in the full forecast.
+#[test]
+fn decoding_only_the_asked_patches_matches_the_full_forecast() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let input = batch(1, 40, 32, 5.0, 4);
+    let full = model.forecast(&input, &ForecastOptions::default()).unwrap();
+    let last =
+        model.forecast(&input, &ForecastOptions { patches: Some(vec![3]), ..Default::default() }).unwrap();
+    assert_eq!(last.steps, 8);
+    for t in 0..2 {
+        for h in 0..8 {
+            for q in 0..full.levels.len() {
+                let (a, b) = (full.value(0, t, 24 + h, q), last.value(0, t, h, q));
+                assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0));
+            }
+        }
+    }
+}
