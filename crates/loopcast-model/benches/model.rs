@@ -1,11 +1,10 @@
 //! Forward cost of the looped world model on the CPU device (and on wgpu when built with
-//! the `wgpu` feature and a device is present): latency at batch 1 for R = 1, 2, 4, 8
+//! the `wgpu` feature, the default, and an adapter is present): latency at batch 1 for R = 1, 2, 4, 8
 //! loops per patch, throughput at batch 256, analytic FLOPs per forecast and achieved
 //! GFLOP/s — against a plain dense matmul on the same device measured in the same run.
 //!
 //! ```sh
 //! cargo bench --workspace --bench model
-//! cargo bench -p loopcast-model --features wgpu --bench model   # adds the wgpu device
 //! ```
 //!
 //! Request: 4 channels (3 targets, 1 action), 512 context steps, 64 horizon steps.
@@ -53,8 +52,11 @@ fn matmul_gflops(device: &Device) -> f64 {
     let (m, k, n) = (4096, 64, 128);
     let a = Tensor::<2>::random([m, k], Distribution::Default, device);
     let b = Tensor::<2>::random([k, n], Distribution::Default, device);
+    // A new left operand every call, so no backend can reuse an earlier result.
+    let mut round = 0.0f32;
     let seconds = median(20, || {
-        let _ = a.clone().matmul(b.clone()).into_data();
+        round += 1.0;
+        let _ = a.clone().mul_scalar(round).matmul(b.clone()).into_data();
     });
     2.0 * (m * k * n) as f64 / seconds / 1e9
 }

@@ -35,7 +35,7 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The CPU-trainable preset (about 0.3 M parameters).
+    /// The CPU-trainable preset (233,617 parameters).
     pub fn small() -> Self {
         Self {
             d_model: 64,
@@ -53,7 +53,7 @@ impl ModelConfig {
         }
     }
 
-    /// The larger preset (about 1.7 M parameters).
+    /// The larger preset (1,133,393 parameters).
     pub fn base() -> Self {
         Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
     }

@@ -34,11 +34,34 @@ impl DeviceKind {
         match self {
             DeviceKind::Cpu => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
-            DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
+            DeviceKind::Wgpu => probe_wgpu(),
             #[cfg(not(feature = "wgpu"))]
             DeviceKind::Wgpu => Err(ModelError::Device(
                 "this build has no wgpu backend (rebuild with `--features wgpu`)".into(),
             )),
+        }
+    }
+}
+
+/// The default wgpu device, once a small computation on it has come back right (burn
+/// creates wgpu devices lazily, and a machine without an adapter panics on first use).
+#[cfg(feature = "wgpu")]
+fn probe_wgpu() -> Result<Device, ModelError> {
+    use burn::tensor::Tensor;
+    let device = Device::wgpu(Default::default());
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Tensor::<1>::from_floats([1.0, 2.0], &device).sum().into_scalar::<f32>()
+    }));
+    match probe {
+        Ok(3.0) => Ok(device),
+        Ok(sum) => Err(ModelError::Device(format!("the wgpu adapter computed 1 + 2 = {sum}"))),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("initialisation failed");
+            Err(ModelError::Device(format!("no usable wgpu adapter ({reason})")))
         }
     }
 }
