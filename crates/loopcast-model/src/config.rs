@@ -58,6 +58,16 @@ impl ModelConfig {
         Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
     }
 
+    /// Reads a configuration from a TOML file (see `configs/model-small.toml`) and checks it.
+    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ModelError> {
+        let path = path.as_ref();
+        let fail = |e: String| ModelError::Config(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        config.validate().map_err(|e| fail(e.to_string()))?;
+        Ok(config)
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ModelError> {
         let fail = |m: String| Err(ModelError::Config(m));
@@ -100,6 +110,21 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_files_are_the_presets() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        assert_eq!(
+            ModelConfig::from_toml_file(format!("{dir}/model-small.toml")).unwrap(),
+            ModelConfig::small()
+        );
+        assert_eq!(
+            ModelConfig::from_toml_file(format!("{dir}/model-base.toml")).unwrap(),
+            ModelConfig::base()
+        );
+        let err = ModelConfig::from_toml_file(format!("{dir}/missing.toml")).unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+    }
 
     #[test]
     fn presets_are_valid_and_errors_name_the_field() {
