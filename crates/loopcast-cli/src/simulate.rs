@@ -102,8 +102,8 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<()> {
         if args.plans > 1 {
             bail!(UsageError("--plans applies to the SRE world only (the prior has no actions)".into()));
         }
-        if args.params.is_some() {
-            bail!(UsageError("--params applies to the SRE world only".into()));
+        if args.params.is_some() || args.horizon.is_some() {
+            bail!(UsageError("--params and --horizon apply to the SRE world only".into()));
         }
     } else if args.channels.is_some() {
         bail!(UsageError("--channels applies to the prior only (the SRE world has fixed channels)".into()));

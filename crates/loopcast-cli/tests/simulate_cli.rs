@@ -95,6 +95,9 @@ fn bad_flags_and_parameter_files_fail_with_the_reason() {
     let (code, err) = run(&["simulate", "--world", "prior", "--plans", "2", "--out", path(&out)]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--plans"), "{err}");
+    let (code, err) = run(&["simulate", "--world", "prior", "--horizon", "10", "--out", path(&out)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--horizon"), "{err}");
     let (code, err) = run(&["simulate", "--freq", "1d", "--out", path(&out)]);
     assert_eq!(code, Some(65), "{err}");
     assert!(err.contains("10s to 1h"), "{err}");
