@@ -176,18 +176,17 @@ impl LoopedWorldModel {
             None => (0..patches).collect(),
         };
         let inputs = Inputs::new(batch, &self.config, &self.device);
-        let mut futures = Vec::with_capacity(plans.len());
+        let mut planned = Vec::with_capacity(plans.len());
         for (future, known) in plans {
             let mut plan = batch.with_future(future.clone(), known.clone())?;
             plan.apply_missing_actions(options.missing_actions);
-            let planned = Inputs::new(&plan, &self.config, &self.device);
-            futures.push((planned.future, planned.future_mask));
+            planned.push(plan);
         }
         let encoded = self.encode(&inputs);
         let k = plans.len();
         let shared =
             Encoded { memory: encoded.memory.repeat_dim(0, k), state: encoded.state.repeat_dim(0, k) };
-        let scenarios = inputs.scenarios(futures);
+        let scenarios = inputs.scenarios(&planned);
         let rollout = self.network.rollout(&shared, self.network.actions(&scenarios), control);
         let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
         let scaled = self.network.decode(states, inputs.targets);

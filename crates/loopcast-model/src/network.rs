@@ -46,6 +46,8 @@ pub struct Inputs {
     pub targets: usize,
     /// Horizon steps asked for (before padding).
     pub horizon: usize,
+    /// Steps per patch.
+    pub patch_len: usize,
 }
 
 impl Inputs {
@@ -60,13 +62,9 @@ impl Inputs {
         let n = l.div_ceil(p).min(config.max_context_patches);
         let kept = (n * p).min(l);
         let padded = n * p;
-        let k = h.div_ceil(p);
         let (values, observed) = batch.context_arrays();
-        let (future, known) = batch.future_arrays();
         let mut context = vec![0f32; b * c * padded];
         let mut context_mask = vec![0f32; b * c * padded];
-        let mut ahead = vec![0f32; b * c * k * p];
-        let mut ahead_mask = vec![0f32; b * c * k * p];
         for row in 0..b * c {
             for i in 0..kept {
                 let (from, to) = (row * l + l - kept + i, row * padded + padded - kept + i);
@@ -75,18 +73,9 @@ impl Inputs {
                     context_mask[to] = 1.0;
                 }
             }
-            for i in 0..h {
-                let (from, to) = (row * h + i, row * k * p + i);
-                if known[from] {
-                    ahead[to] = future[from];
-                    ahead_mask[to] = 1.0;
-                }
-            }
         }
-        let tensor =
-            |data: Vec<f32>, len: usize| Tensor::<3>::from_data(TensorData::new(data, [b, c, len]), device);
-        let (context, context_mask) = (tensor(context, padded), tensor(context_mask, padded));
-        let (future, future_mask) = (tensor(ahead, k * p), tensor(ahead_mask, k * p));
+        let tensor = |data: Vec<f32>| Tensor::<3>::from_data(TensorData::new(data, [b, c, padded]), device);
+        let (context, context_mask) = (tensor(context), tensor(context_mask));
 
         let count = context_mask.clone().sum_dim(2);
         let location = (context.clone() * context_mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0);
@@ -97,7 +86,7 @@ impl Inputs {
         let empty = count.lower_elem(0.5).float();
         let scale = scale * empty.clone().neg().add_scalar(1.0) + empty;
         let context = centred / scale.clone();
-        let future = (future - location.clone()) / scale.clone() * future_mask.clone();
+        let (future, future_mask) = scaled_future(batch, p, &location, &scale, device);
         Self {
             context,
             context_mask,
@@ -108,14 +97,21 @@ impl Inputs {
             roles: batch.roles().to_vec(),
             targets: batch.targets(),
             horizon: h,
+            patch_len: p,
         }
     }
 
-    /// Inputs for `copies` scenarios of the same histories with different futures:
-    /// histories repeated scenario-major (row `k·B + b`), futures concatenated.
-    pub fn scenarios(&self, futures: Vec<(Tensor<3>, Tensor<3>)>) -> Self {
-        let copies = futures.len();
-        let (future, future_mask): (Vec<_>, Vec<_>) = futures.into_iter().unzip();
+    /// Inputs for scenarios of the same histories with the futures of `plans` (batches
+    /// over these histories, each with its own future): histories repeated scenario-major
+    /// (row `k·B + b`), each plan's future padded and scaled with the histories' own
+    /// statistics, so the context is scaled once whatever the number of plans.
+    pub fn scenarios(&self, plans: &[ModelBatch]) -> Self {
+        let copies = plans.len();
+        let device = self.context.device();
+        let (future, future_mask): (Vec<_>, Vec<_>) = plans
+            .iter()
+            .map(|plan| scaled_future(plan, self.patch_len, &self.location, &self.scale, &device))
+            .unzip();
         Self {
             context: self.context.clone().repeat_dim(0, copies),
             context_mask: self.context_mask.clone().repeat_dim(0, copies),
@@ -126,6 +122,7 @@ impl Inputs {
             roles: self.roles.clone(),
             targets: self.targets,
             horizon: self.horizon,
+            patch_len: self.patch_len,
         }
     }
 
@@ -135,6 +132,34 @@ impl Inputs {
         let level = self.location.clone().abs().add_scalar(1.0).log() * self.location.clone().sign();
         Tensor::cat(vec![level, self.scale.clone().log()], 2)
     }
+}
+
+/// The future of `batch`, `[B, C, K·P]`, right-padded to whole patches of `patch_len`,
+/// scaled by `location` and `scale` (`[B, C, 1]`) and zero where unknown; with its mask.
+fn scaled_future(
+    batch: &ModelBatch,
+    patch_len: usize,
+    location: &Tensor<3>,
+    scale: &Tensor<3>,
+    device: &Device,
+) -> (Tensor<3>, Tensor<3>) {
+    let (b, c, h) = (batch.batch(), batch.roles().len(), batch.horizon());
+    let padded = h.div_ceil(patch_len) * patch_len;
+    let (future, known) = batch.future_arrays();
+    let mut values = vec![0f32; b * c * padded];
+    let mut mask = vec![0f32; b * c * padded];
+    for row in 0..b * c {
+        for i in 0..h {
+            if known[row * h + i] {
+                values[row * padded + i] = future[row * h + i];
+                mask[row * padded + i] = 1.0;
+            }
+        }
+    }
+    let tensor = |data: Vec<f32>| Tensor::<3>::from_data(TensorData::new(data, [b, c, padded]), device);
+    let mask = tensor(mask);
+    let values = (tensor(values) - location.clone()) / scale.clone() * mask.clone();
+    (values, mask)
 }
 
 /// The history encoded once: memory tokens and the initial latent state.

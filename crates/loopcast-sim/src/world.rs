@@ -84,6 +84,9 @@ struct Exogenous {
 pub struct Truth {
     /// Requests that arrived at the service in the step.
     pub arrived: Vec<f64>,
+    /// Admission limit in force, requests per second: the plan's rate limit, capped by the
+    /// load balancer's ceiling (the ceiling alone when the plan sets none).
+    pub limit_rps: Vec<f64>,
     /// Requests let in by the rate limit / load balancer ceiling.
     pub admitted: Vec<f64>,
     /// Requests served.
@@ -220,7 +223,7 @@ impl World {
 
     /// Per-request cost, relative to the service's base, of the version a deploy at step
     /// `t` brings: each version has its own cost around the base, drawn from the step.
-    pub fn deploy_cost_factor(&self, t: usize) -> f64 {
+    fn deploy_cost_factor(&self, t: usize) -> f64 {
         let z: f64 = stream_at(self.seed, "deploy-cost", t as u64).sample(StandardNormal);
         (self.params.deploy_cost_spread * z).exp()
     }
@@ -269,7 +272,6 @@ impl World {
 
     fn step_all(&self, plan: &ActionPlan) -> Truth {
         let p = &self.params;
-        let n = self.len();
         let dt = self.step_seconds;
         let dt_hours = dt / 3600.0;
         let delay = self.startup_steps();
@@ -279,12 +281,12 @@ impl World {
 
         let mut truth = Truth::default();
         let mut queue: VecDeque<(usize, f64)> = VecDeque::new();
-        let mut cost_factor = 1.0;
+        let cost_factors = self.cost_factors(&plan.deploy);
         let mut memory_age_hours = 0.0;
         let mut restart_countdown = 0usize;
         let mut minutes_since_deploy = f64::INFINITY;
 
-        for t in 0..n {
+        for (t, cost_factor) in cost_factors.into_iter().enumerate() {
             // Actions.
             let arrived = self.exogenous.demand_rps[t] * plan.traffic_weight[t] * dt;
             let limit = plan.rate_limit_rps[t].unwrap_or(ceiling_rps).min(ceiling_rps);
@@ -297,7 +299,6 @@ impl World {
             // Deploys and memory.
             let mut oom = false;
             if plan.deploy[t] {
-                cost_factor = self.deploy_cost_factor(t);
                 memory_age_hours = 0.0;
                 restart_countdown = delay.max(1);
                 minutes_since_deploy = 0.0;
@@ -354,6 +355,7 @@ impl World {
             let errors = refused + dropped + served * (p.base_error_rate + deploy_errors);
 
             truth.arrived.push(arrived);
+            truth.limit_rps.push(limit);
             truth.admitted.push(admitted);
             truth.served.push(served);
             truth.shed.push(refused + dropped);
@@ -385,7 +387,7 @@ impl World {
         let p = &self.params;
         let n = self.len();
         let dt = self.step_seconds;
-        let mut targets: Vec<ChannelValues> = channel_specs()
+        let mut channels: Vec<ChannelValues> = channel_specs()
             .into_iter()
             .map(|spec| ChannelValues {
                 spec,
@@ -393,7 +395,6 @@ impl World {
                 observed: Vec::with_capacity(n),
             })
             .collect();
-        let ceiling_rps = p.lb_ceiling_factor * p.peak_rps();
         for t in 0..n {
             let clean = [
                 truth.arrived[t] / dt,
@@ -411,7 +412,7 @@ impl World {
             noisy[1] = noisy[1].min(1.0);
             noisy[3] = noisy[3].max(noisy[2]);
             noisy[4] = noisy[4].min(1.0);
-            for (c, channel) in targets.iter_mut().take(TARGETS).enumerate() {
+            for (c, channel) in channels.iter_mut().take(TARGETS).enumerate() {
                 let observed = self.exogenous.scraped[t][c];
                 channel.values.push(if observed { noisy[c] } else { 0.0 });
                 channel.observed.push(observed);
@@ -420,17 +421,17 @@ impl World {
                 f64::from(plan.replicas[t]),
                 plan.traffic_weight[t],
                 f64::from(u8::from(plan.deploy[t])),
-                plan.rate_limit_rps[t].unwrap_or(ceiling_rps).min(ceiling_rps),
+                truth.limit_rps[t],
                 self.exogenous.hour[t],
                 f64::from(self.exogenous.weekday[t]),
                 f64::from(u8::from(self.exogenous.holiday[t])),
             ];
-            for (channel, value) in targets.iter_mut().skip(TARGETS).zip(known) {
+            for (channel, value) in channels.iter_mut().skip(TARGETS).zip(known) {
                 channel.values.push(value);
                 channel.observed.push(true);
             }
         }
-        RegularSeries::new(format!("sre-{}", self.seed), self.frequency, self.first_cell, targets)
+        RegularSeries::new(format!("sre-{}", self.seed), self.frequency, self.first_cell, channels)
             .expect("every channel has one value per step")
     }
 }
