@@ -1,9 +1,13 @@
 //! The `loopcast` command-line tool.
 
 mod inspect;
+mod models;
 mod simulate;
+mod train;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -33,6 +37,34 @@ enum Command {
     /// Generate synthetic telemetry: SRE services with counterfactual twins, or plain
     /// series from the synthetic prior, as long-format Parquet.
     Simulate(simulate::SimulateArgs),
+    /// Train the looped world model on the simulator and the synthetic prior, with
+    /// validation, checkpoints and `--resume`.
+    Train(train::TrainArgs),
+    /// Describe the model loopcast uses by default (embedded in the binary), or a
+    /// checkpoint directory.
+    Models(models::ModelsArgs),
+}
+
+/// A flag combination that cannot work (exit status 2, like clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
+
+/// The run was stopped by Ctrl-C (exit status 130); the message says what was kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Interrupted(pub(crate) String);
+
+/// A flag set by Ctrl-C: long commands poll it and stop cleanly.
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            set.store(true, Ordering::SeqCst);
+        }
+    });
+    flag
 }
 
 /// Exit status for input that cannot be used (sysexits' EX_DATAERR).
@@ -61,6 +93,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Train(args) => train::run(args).await,
+            Command::Models(args) => models::run(args).await,
         }
     });
     match result {
@@ -69,11 +103,13 @@ fn main() -> ExitCode {
             eprintln!("loopcast: error: {e:#}");
             if e.downcast_ref::<loopcast_data::DataError>().is_some()
                 || e.downcast_ref::<loopcast_sim::SimError>().is_some()
+                || e.downcast_ref::<loopcast_train::TrainError>().is_some()
+                || e.downcast_ref::<loopcast_model::ModelError>().is_some()
             {
                 ExitCode::from(EXIT_DATA)
-            } else if e.downcast_ref::<simulate::UsageError>().is_some() {
+            } else if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(EXIT_USAGE)
-            } else if e.downcast_ref::<simulate::Interrupted>().is_some() {
+            } else if e.downcast_ref::<Interrupted>().is_some() {
                 ExitCode::from(EXIT_INTERRUPTED)
             } else {
                 ExitCode::FAILURE

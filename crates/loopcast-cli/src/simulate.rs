@@ -2,8 +2,7 @@
 //! or from the synthetic prior, written as long-format Parquet.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -13,6 +12,8 @@ use loopcast_data::LongSeriesWriter;
 use loopcast_sim::policy::{future_variants, history_plan};
 use loopcast_sim::prior::{PriorSpec, prior_series};
 use loopcast_sim::{ActionPlan, ParamRanges, World};
+
+use crate::{Interrupted, UsageError, interrupt_flag};
 use serde::Serialize;
 
 /// Arguments of `loopcast simulate`.
@@ -75,18 +76,6 @@ struct Summary {
     first_seed: u64,
 }
 
-/// A flag set by Ctrl-C: the loop stops between series and the partial file is removed.
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            set.store(true, Ordering::SeqCst);
-        }
-    });
-    flag
-}
-
 /// Runs `loopcast simulate`.
 pub(crate) async fn run(args: SimulateArgs) -> Result<()> {
     let length = args.length as usize;
@@ -119,7 +108,9 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<()> {
     for i in 0..args.series {
         if interrupted.load(Ordering::SeqCst) {
             progress.abandon_with_message("interrupted");
-            bail!(Interrupted);
+            bail!(Interrupted(
+                "interrupted: no output written (the run is deterministic; start it again)".into()
+            ));
         }
         let seed = args.seed.wrapping_add(i);
         match args.world {
@@ -174,13 +165,3 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<()> {
     }
     Ok(())
 }
-
-/// A flag combination that cannot work (exit status 2, like clap's own usage errors).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct UsageError(String);
-
-/// The run was stopped by Ctrl-C before the file was complete (exit status 130).
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: no output written (the run is deterministic; start it again)")]
-pub(crate) struct Interrupted;

@@ -47,11 +47,13 @@ pub fn forecast_flops(config: &ModelConfig, shape: RequestShape, loops: usize) -
         + mlp(tokens, d, hidden, d);
     let encoder = patch + config.encoder_layers * layer + 2 * shape.targets * 2 * d * d + 2 * d * d;
     let action = k * (mlp(actions, features, d, d) + 2 * actions * features * d);
-    let block = attention(d, state + actions, state + actions)
-        + attention(d, state, tokens)
-        + mlp(state, d, hidden, d);
+    // The memory's keys and values are projected once per request; every loop projects
+    // only the state's queries and reads them.
+    let memory_keys = 2 * 2 * tokens * d * d;
+    let cross = attention(d, state, tokens) - memory_keys;
+    let block = attention(d, state + actions, state + actions) + cross + mlp(state, d, hidden, d);
     let gate = 2 * 2 * d;
-    let core = k * loops * (block + gate);
+    let core = memory_keys + k * loops * (block + gate);
     let head = 2 * k * shape.targets * d * p * config.quantiles.len();
     encoder + action + core + head
 }

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Tensor};
 
 fn attention(d_model: usize, heads: usize, device: &Device) -> MultiHeadAttention {
@@ -128,18 +128,57 @@ impl CoreBlock {
         }
     }
 
-    /// `state` `[B, S, d]`, `actions` `[B, A, d]`, `memory` `[B, M, d]` → update `[B, S, d]`:
-    /// self-attention over state and action tokens, cross-attention from the state to the
-    /// memory, an MLP.
-    pub(crate) fn forward(&self, state: Tensor<3>, actions: Tensor<3>, memory: Tensor<3>) -> Tensor<3> {
+    /// The cross-attention's keys and values of `memory` `[B, M, d]`, computed once per
+    /// rollout rather than once per loop (they are most of a loop's work otherwise).
+    pub(crate) fn memory_keys(&self, memory: Tensor<3>) -> MemoryKeys {
+        let attention = &self.cross_attention;
+        MemoryKeys {
+            key: heads(attention.key.forward(memory.clone()), attention.n_heads),
+            value: heads(attention.value.forward(memory), attention.n_heads),
+        }
+    }
+
+    /// `state` `[B, S, d]`, `actions` `[B, A, d]` → update `[B, S, d]`: self-attention over
+    /// state and action tokens, cross-attention from the state to the memory, an MLP.
+    pub(crate) fn forward(&self, state: Tensor<3>, actions: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
         let [b, s, d] = state.dims();
         let z = self.norm_state.forward(state);
         let tokens = Tensor::cat(vec![z.clone(), self.norm_action.forward(actions)], 1);
         let attended =
             self.self_attention.forward(MhaInput::self_attn(tokens)).context.slice([0..b, 0..s, 0..d]);
         let z = self.norm_cross.forward(z + attended);
-        let read = self.cross_attention.forward(MhaInput::new(z.clone(), memory.clone(), memory)).context;
-        let z = self.norm_mlp.forward(z + read);
+        let z = self.norm_mlp.forward(z.clone() + self.read(z, memory));
         z.clone() + self.mlp.forward(z)
     }
+
+    /// Multi-head cross-attention from `query` `[B, S, d]` to precomputed memory keys
+    /// (burn's `MultiHeadAttention` with its key and value projections hoisted out).
+    fn read(&self, query: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
+        let attention = &self.cross_attention;
+        let [b, s, d] = query.dims();
+        let query = heads(attention.query.forward(query), attention.n_heads);
+        let scores = query.matmul(memory.key.clone().transpose()).div_scalar((attention.d_k as f32).sqrt());
+        let context = softmax(scores, 3).matmul(memory.value.clone());
+        attention.output.forward(context.swap_dims(1, 2).reshape([b, s, d]))
+    }
+}
+
+/// Memory keys and values per head, `[B, heads, M, d/heads]` each.
+#[derive(Debug, Clone)]
+pub struct MemoryKeys {
+    key: Tensor<4>,
+    value: Tensor<4>,
+}
+
+impl MemoryKeys {
+    /// The same keys for every window repeated `copies` times, scenario-major.
+    pub fn repeat(&self, copies: usize) -> Self {
+        Self { key: self.key.clone().repeat_dim(0, copies), value: self.value.clone().repeat_dim(0, copies) }
+    }
+}
+
+/// `[B, N, d]` → `[B, heads, N, d/heads]`.
+fn heads(x: Tensor<3>, n_heads: usize) -> Tensor<4> {
+    let [b, n, d] = x.dims();
+    x.reshape([b, n, n_heads, d / n_heads]).swap_dims(1, 2)
 }

@@ -31,5 +31,6 @@ pub use config::ModelConfig;
 pub use cost::{RequestShape, forecast_flops};
 pub use device::DeviceKind;
 pub use error::ModelError;
-pub use model::{Forecast, ForecastOptions, LoopedWorldModel};
-pub use network::{Encoded, Inputs, LoopControl, Network, Rollout};
+pub use layers::MemoryKeys;
+pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
+pub use network::{Encoded, Inputs, LoopControl, Network, Rollout, Trace};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{Encoded, Inputs, LoopControl, Network};
@@ -184,10 +184,14 @@ impl LoopedWorldModel {
         }
         let encoded = self.encode(&inputs);
         let k = plans.len();
-        let shared =
-            Encoded { memory: encoded.memory.repeat_dim(0, k), state: encoded.state.repeat_dim(0, k) };
+        let memory = self.network.memory_keys(encoded.memory).repeat(k);
         let scenarios = inputs.scenarios(&planned);
-        let rollout = self.network.rollout(&shared, self.network.actions(&scenarios), control);
+        let rollout = self.network.rollout(
+            encoded.state.repeat_dim(0, k),
+            &memory,
+            self.network.actions(&scenarios),
+            control,
+        );
         let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
         let scaled = self.network.decode(states, inputs.targets);
         let [_, t, steps, q] = scaled.dims();
@@ -244,22 +248,40 @@ impl LoopedWorldModel {
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, ModelError> {
         let dir = dir.as_ref();
         let config_path = dir.join(CONFIG_FILE);
-        let fail =
-            |path: &Path, message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(&config_path).map_err(|e| fail(&config_path, e.to_string()))?;
-        let config: ModelConfig =
-            serde_json::from_str(&text).map_err(|e| fail(&config_path, e.to_string()))?;
-        config.validate().map_err(|e| fail(&config_path, e.to_string()))?;
-        let mut network = Network::new(&config, device);
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| ModelError::Checkpoint { path: config_path.clone(), message: e.to_string() })?;
         let weights = dir.join(WEIGHTS_FILE);
         if !weights.exists() {
-            return Err(fail(&weights, "not found".into()));
+            return Err(ModelError::Checkpoint { path: weights, message: "not found".into() });
         }
-        let mut store = BurnpackStore::from_file(&weights);
-        let result = network.load_from(&mut store).map_err(|e| fail(&weights, format!("{e:?}")))?;
+        Self::from_parts(&text, &config_path, BurnpackStore::from_file(&weights), &weights, device)
+    }
+
+    /// The model shipped with loopcast (`models/loopcast-small`, see its model card),
+    /// embedded in the binary, so every command has a working default with no files.
+    pub fn shipped(device: &Device) -> Result<Self, ModelError> {
+        let store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(SHIPPED_WEIGHTS.to_vec())));
+        let root = Path::new(SHIPPED_DIR);
+        Self::from_parts(SHIPPED_CONFIG, &root.join(CONFIG_FILE), store, &root.join(WEIGHTS_FILE), device)
+    }
+
+    fn from_parts(
+        config_text: &str,
+        config_path: &Path,
+        mut store: BurnpackStore,
+        weights_path: &Path,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let fail =
+            |path: &Path, message: String| ModelError::Checkpoint { path: path.to_path_buf(), message };
+        let config: ModelConfig =
+            serde_json::from_str(config_text).map_err(|e| fail(config_path, e.to_string()))?;
+        config.validate().map_err(|e| fail(config_path, e.to_string()))?;
+        let mut network = Network::new(&config, device);
+        let result = network.load_from(&mut store).map_err(|e| fail(weights_path, format!("{e:?}")))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             return Err(fail(
-                &weights,
+                weights_path,
                 format!(
                     "does not match the config: missing {:?}, errors {:?}",
                     result.missing, result.errors
@@ -269,6 +291,13 @@ impl LoopedWorldModel {
         Ok(Self::from_network(network, config, device))
     }
 }
+
+/// Where the shipped model's files sit in the repository (for messages).
+const SHIPPED_DIR: &str = "models/loopcast-small";
+/// Name of the shipped model.
+pub const SHIPPED_MODEL: &str = "loopcast-small";
+const SHIPPED_CONFIG: &str = include_str!("../../../models/loopcast-small/config.json");
+const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../../models/loopcast-small/weights.bpk");
 
 impl ModelBatch {
     /// The batch's own future arrays, owned (the plan of a plain forecast).

@@ -7,7 +7,7 @@ use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use loopcast_core::Role;
 
-use crate::layers::{CoreBlock, FactorisedLayer, ResidualMlp};
+use crate::layers::{CoreBlock, FactorisedLayer, MemoryKeys, ResidualMlp};
 use crate::retention::Retention;
 use crate::{ModelBatch, ModelConfig};
 
@@ -192,6 +192,19 @@ pub struct Rollout {
     pub loops: Vec<Vec<u32>>,
 }
 
+/// What a training rollout leaves behind for the losses.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The state after each of the `K` patches, `[B, T + 1, d]`, with gradients.
+    pub states: Vec<Tensor<3>>,
+    /// Exit probability after every loop, `[B, K, loops]`.
+    pub gates: Tensor<3>,
+    /// Root-mean-square change of the state in every loop, `[B, K, loops]`.
+    pub changes: Tensor<3>,
+    /// The state after every loop, detached, `[K][loops]` (to score each loop count).
+    pub loop_states: Vec<Vec<Tensor<3>>>,
+}
+
 /// The network: every learned weight of the looped world model.
 #[derive(Module, Debug)]
 pub struct Network {
@@ -320,8 +333,13 @@ impl Network {
         tokens + roles + positions
     }
 
+    /// The memory's cross-attention keys and values, computed once and read by every loop.
+    pub fn memory_keys(&self, memory: Tensor<3>) -> MemoryKeys {
+        self.core.memory_keys(memory)
+    }
+
     /// One loop: the shared block's update, then retention.
-    pub fn step(&self, state: Tensor<3>, actions: Tensor<3>, memory: Tensor<3>) -> Tensor<3> {
+    pub fn step(&self, state: Tensor<3>, actions: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
         let update = self.core.forward(state.clone(), actions, memory);
         self.retention.apply(state, update)
     }
@@ -337,9 +355,16 @@ impl Network {
     /// shared block per patch until each window's gate says its state has settled.
     /// Windows exit independently; a settled window's state is frozen while the others
     /// loop on.
-    pub fn rollout(&self, encoded: &Encoded, actions: Tensor<4>, control: LoopControl) -> Rollout {
+    /// `state` is the initial state `[B, T + 1, d]` and `memory` the keys of its windows.
+    pub fn rollout(
+        &self,
+        state: Tensor<3>,
+        memory: &MemoryKeys,
+        actions: Tensor<4>,
+        control: LoopControl,
+    ) -> Rollout {
         let [b, a, k, d] = actions.dims();
-        let mut state = encoded.state.clone();
+        let mut state = state;
         let mut states = Vec::with_capacity(k);
         let mut loops = vec![Vec::with_capacity(k); b];
         let device = state.device();
@@ -348,7 +373,7 @@ impl Network {
             let mut done = vec![false; b];
             let mut used = vec![0u32; b];
             for round in 1..=control.max_loops {
-                let next = self.step(state.clone(), action.clone(), encoded.memory.clone());
+                let next = self.step(state.clone(), action.clone(), memory);
                 for (u, finished) in used.iter_mut().zip(&done) {
                     *u += u32::from(!finished);
                 }
@@ -385,38 +410,53 @@ impl Network {
     /// Training rollout: exactly `loops` loops per patch, gradients through the last
     /// `grad_loops` of them only: the earlier loops' graph is cut (a straight-through
     /// identity to the patch's starting state), so memory does not grow with the loop
-    /// count. Returns the states and the gate probability after every loop,
-    /// `[B, K, loops]`.
+    /// count. The gate and the state's change are traced after every loop; before the
+    /// gradient window they are computed from detached states, so the gate learns from
+    /// every loop without reopening the cut graph.
     pub fn rollout_fixed(
         &self,
-        encoded: &Encoded,
+        state: Tensor<3>,
+        memory: &MemoryKeys,
         actions: Tensor<4>,
         loops: usize,
         grad_loops: usize,
-    ) -> (Vec<Tensor<3>>, Tensor<3>) {
+    ) -> Trace {
         let [b, a, k, d] = actions.dims();
-        let mut state = encoded.state.clone();
+        let first_tracked = loops.saturating_sub(grad_loops.max(1));
+        let mut state = state;
         let mut states = Vec::with_capacity(k);
-        let mut gates = Vec::with_capacity(k);
+        let mut loop_states = Vec::with_capacity(k);
+        let (mut gates, mut changes) = (Vec::with_capacity(k), Vec::with_capacity(k));
         for patch in 0..k {
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
-            let mut per_loop = Vec::with_capacity(loops);
+            let (mut gate, mut change, mut detached) =
+                (Vec::with_capacity(loops), Vec::with_capacity(loops), Vec::with_capacity(loops));
             let start = state.clone();
             for round in 0..loops {
-                if round > 0 && round + grad_loops == loops {
+                if round > 0 && round == first_tracked {
                     // Truncate: the graph of the earlier loops is dropped, and the gradient
                     // passes straight through them to the patch's starting state, so the
                     // chain across patches (and the state's initialisation) keeps learning.
                     state = start.clone() + (state - start.clone()).detach();
                 }
-                let next = self.step(state.clone(), action.clone(), encoded.memory.clone());
-                per_loop.push(self.gate(next.clone(), next.clone() - state));
+                let next = self.step(state.clone(), action.clone(), memory);
+                let (new, old) = if round < first_tracked {
+                    (next.clone().detach(), state.detach())
+                } else {
+                    (next.clone(), state)
+                };
+                let delta = new.clone() - old;
+                change.push(delta.clone().powf_scalar(2.0).mean_dim(2).mean_dim(1).sqrt().reshape([b, 1]));
+                gate.push(self.gate(new.clone(), delta));
+                detached.push(new.detach());
                 state = next;
             }
-            gates.push(Tensor::cat(per_loop, 1).reshape([b, 1, loops]));
+            gates.push(Tensor::cat(gate, 1).reshape([b, 1, loops]));
+            changes.push(Tensor::cat(change, 1).reshape([b, 1, loops]));
+            loop_states.push(detached);
             states.push(state.clone());
         }
-        (states, Tensor::cat(gates, 1))
+        Trace { states, gates: Tensor::cat(gates, 1), changes: Tensor::cat(changes, 1), loop_states }
     }
 
     /// Decodes states into monotone quantiles in scaled units, `[B, T, steps·P, Q]`: a

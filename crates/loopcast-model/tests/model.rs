@@ -123,6 +123,7 @@ fn reported_loops_are_the_loops_run() {
         planned.apply_missing_actions(MissingActions::HoldLast);
         let inputs = Inputs::new(&planned, model.config(), &device);
         let encoded = network.encode(&inputs);
+        let memory = network.memory_keys(encoded.memory.clone());
         let actions = network.actions(&inputs);
         let [b, a, k, d] = actions.dims();
         let mut state = encoded.state.clone();
@@ -130,7 +131,7 @@ fn reported_loops_are_the_loops_run() {
         for (patch, loops) in forecast.loops[0].iter().enumerate() {
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
             for _ in 0..*loops {
-                state = network.step(state, action.clone(), encoded.memory.clone());
+                state = network.step(state, action.clone(), &memory);
             }
             states.push(state.clone());
         }
@@ -204,6 +205,7 @@ fn latent_rollouts_stay_bounded_over_a_thousand_steps() {
     let network = model.network();
     let inputs = Inputs::new(&batch(2, 48, 16, 1e4, 5), &config, &device);
     let encoded = network.encode(&inputs);
+    let memory = network.memory_keys(encoded.memory.clone());
     let actions = network.actions(&inputs);
     let [b, a, _, d] = actions.dims();
     let action = actions.slice([0..b, 0..a, 0..1, 0..d]).reshape([b, a, d]);
@@ -211,7 +213,7 @@ fn latent_rollouts_stay_bounded_over_a_thousand_steps() {
     let mut largest = 0f32;
     for _ in 0..1000 {
         for _ in 0..config.max_loops {
-            state = network.step(state, action.clone(), encoded.memory.clone());
+            state = network.step(state, action.clone(), &memory);
         }
         let values = state.clone().into_data().try_to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
@@ -255,8 +257,9 @@ fn a_training_step_reaches_every_parameter() {
     let loss_of = |input: &ModelBatch| {
         let inputs = Inputs::new(input, &config, &device);
         let encoded = network.encode(&inputs);
-        let (states, gates) = network.rollout_fixed(&encoded, network.actions(&inputs), 3, 2);
-        let quantiles = network.decode(states, inputs.targets);
+        let memory = network.memory_keys(encoded.memory);
+        let trace = network.rollout_fixed(encoded.state, &memory, network.actions(&inputs), 3, 2);
+        let quantiles = network.decode(trace.states, inputs.targets);
         let [b, t, steps, q] = quantiles.dims();
         let truth = inputs.context.clone().slice([0..b, 0..t, 0..steps]).reshape([b, t, steps, 1]);
         let error = truth - quantiles;
@@ -264,7 +267,7 @@ fn a_training_step_reaches_every_parameter() {
         let levels =
             Tensor::<1>::from_data(burn::tensor::TensorData::new(levels, [q]), &device).reshape([1, 1, 1, q]);
         let pinball = (error.clone() * levels.clone()).max_pair(error * (levels - 1.0));
-        pinball.mean() + gates.mean()
+        pinball.mean() + trace.gates.mean() + trace.changes.mean()
     };
     let with_actions = batch(2, 48, 16, 3.0, 11);
     // A batch with targets only reaches the "no action" token.

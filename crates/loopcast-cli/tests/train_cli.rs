@@ -1,0 +1,105 @@
+//! `loopcast train` and `loopcast models` as a user runs them: a tiny recipe trains and
+//! its model loads; bad recipes and clashing runs get one-line errors and exit codes.
+
+mod common;
+
+use common::{json, loopcast};
+
+const TINY: &str = r#"
+seed = 1
+steps = 4
+batch_size = 2
+checkpoint_every = 2
+log_every = 2
+model = { d_model = 16, heads = 2, mlp_ratio = 2, patch_len = 8, encoder_layers = 1, max_context_patches = 8, max_horizon_patches = 4, quantiles = [0.1, 0.5, 0.9], min_loops = 1, max_loops = 2, exit_threshold = 0.5, scale_floor = 0.001 }
+[optimizer]
+learning_rate = 0.001
+warmup_steps = 1
+final_lr_ratio = 0.1
+weight_decay = 0.0
+grad_clip_norm = 1.0
+[loops]
+poisson_lambda = 1.0
+grad_loops = 1
+[loss]
+pinball = 1.0
+consistency = 0.1
+contraction = 0.1
+contraction_ratio = 0.9
+gate = 0.1
+gate_tolerance = 0.01
+[data]
+sre_share = 0.5
+contexts = [32]
+horizons = [8]
+prior_max_channels = 2
+target_subset_share = 0.0
+drop_actions_share = 0.0
+[validation]
+every = 4
+windows = 2
+context = 32
+horizon = 8
+"#;
+
+#[test]
+fn the_shipped_model_is_the_default() {
+    let description = json(&["models", "--json"]);
+    assert_eq!(description["name"], "loopcast-small");
+    assert_eq!(description["source"], "embedded");
+    assert_eq!(description["parameters"], 233_617);
+}
+
+#[test]
+fn a_recipe_trains_and_its_model_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.path().join("run");
+    let (config, out) = (config.to_str().unwrap(), out.to_str().unwrap());
+    let run = loopcast(&["train", "--config", config, "--out", out, "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("trained 4 steps"));
+    let model = format!("{out}/model");
+    let description = json(&["models", "--model", &model, "--json"]);
+    assert_eq!(description["config"]["d_model"], 16);
+    assert_eq!(std::fs::read_to_string(format!("{out}/metrics.jsonl")).unwrap().lines().count(), 2);
+
+    // The same directory again without --resume: refused, nothing touched.
+    let again = loopcast(&["train", "--config", config, "--out", out, "--quiet"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+}
+
+#[test]
+fn bad_recipes_are_refused_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, TINY.replace("batch_size = 2", "batch_size = 3")).unwrap();
+    let out = dir.path().join("run");
+    let run = loopcast(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("batch_size"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    std::fs::write(&config, TINY.replace("[loss]", "[loss]\npinbal = 1.0")).unwrap();
+    let run = loopcast(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("pinbal") && stderr.contains("line 18"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let resume = loopcast(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_ne!(resume.status.code(), Some(0));
+    let missing = loopcast(&["models", "--model", dir.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("config.json"));
+}

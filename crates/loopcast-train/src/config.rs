@@ -1,0 +1,262 @@
+//! The training recipe, read from TOML (see `configs/train-small.toml`).
+
+use std::path::{Path, PathBuf};
+
+use loopcast_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Everything that decides a training run. Two runs with equal configs produce equal
+/// weights, step for step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The model's hyper-parameters (in the file: a path to a model config, relative to
+    /// the training config, e.g. `model = "model-small.toml"`, or an inline table).
+    #[serde(deserialize_with = "model_source")]
+    pub model: ModelSource,
+    /// Seed of every random choice: data, loop counts, initial weights.
+    pub seed: u64,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Windows per step.
+    pub batch_size: usize,
+    /// Optimiser and schedule.
+    pub optimizer: OptimizerConfig,
+    /// Loop counts during training.
+    pub loops: LoopsConfig,
+    /// Loss weights.
+    pub loss: LossConfig,
+    /// What the windows look like.
+    pub data: DataConfig,
+    /// Held-out validation.
+    pub validation: ValidationConfig,
+    /// Optimiser steps between checkpoints (a checkpoint is also written on interrupt and
+    /// at the end).
+    pub checkpoint_every: u64,
+    /// Optimiser steps between lines of the training log.
+    pub log_every: u64,
+}
+
+/// The model config, with the file it came from when it came from one (serialised as the
+/// config alone, so a run's record does not depend on where its files sit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSource {
+    /// Where the config was read from (`None` when inline).
+    pub path: Option<PathBuf>,
+    /// The config.
+    pub config: ModelConfig,
+}
+
+impl Serialize for ModelSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.config.serialize(serializer)
+    }
+}
+
+fn model_source<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ModelSource, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Path(PathBuf),
+        Inline(ModelConfig),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        // Resolved against the training config's directory by `TrainConfig::from_file`.
+        Raw::Path(path) => ModelSource { path: Some(path), config: ModelConfig::small() },
+        Raw::Inline(config) => ModelSource { path: None, config },
+    })
+}
+
+/// AdamW with linear warm-up and cosine decay, and global-norm gradient clipping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Steps of linear warm-up from zero.
+    pub warmup_steps: u64,
+    /// The learning rate at the last step, as a share of the peak.
+    pub final_lr_ratio: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Largest global gradient norm; larger gradients are scaled down to it.
+    pub grad_clip_norm: f64,
+}
+
+/// How many loops the shared block runs per patch in a training step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopsConfig {
+    /// `R ~ 1 + Poisson(λ)` per step, capped at the model's `max_loops`.
+    pub poisson_lambda: f64,
+    /// Loops per patch that gradients flow through (the last ones).
+    pub grad_loops: usize,
+}
+
+/// Weights of the loss terms (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    /// Pinball loss over quantiles and horizon, in scaled units.
+    pub pinball: f64,
+    /// Latent consistency: the rolled-out state against the (stopped-gradient) encoding
+    /// of the history extended by the true future.
+    pub consistency: f64,
+    /// Contraction: a loop's change may be at most `contraction_ratio` times the last.
+    pub contraction: f64,
+    /// `ρ` of the contraction term.
+    pub contraction_ratio: f64,
+    /// Exit-gate binary cross-entropy.
+    pub gate: f64,
+    /// The gate's target is 1 once further loops lower the pinball loss by less than
+    /// this share.
+    pub gate_tolerance: f64,
+}
+
+/// The windows a run trains on: generated on the fly from seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Share of steps whose batch comes from the SRE world (the rest: the prior).
+    pub sre_share: f64,
+    /// Context lengths, one drawn per step.
+    pub contexts: Vec<usize>,
+    /// Horizons, one drawn per step.
+    pub horizons: Vec<usize>,
+    /// Most channels of a prior batch (1 to this many, drawn per step).
+    pub prior_max_channels: usize,
+    /// Chance that an SRE batch keeps a random subset of its targets rather than all.
+    pub target_subset_share: f64,
+    /// Chance that an SRE batch drops its action and covariate channels.
+    pub drop_actions_share: f64,
+    /// Zero the action channels of every window: the action-blind ablation.
+    #[serde(default)]
+    pub action_blind: bool,
+}
+
+/// The held-out windows scored during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Optimiser steps between validations (and at the end).
+    pub every: u64,
+    /// Held-out SRE episodes (each a pair of twin futures) and as many prior series.
+    pub windows: usize,
+    /// Context of every validation window.
+    pub context: usize,
+    /// Horizon of every validation window.
+    pub horizon: usize,
+}
+
+impl TrainConfig {
+    /// Reads and checks a config file; a model config given as a path is read relative to
+    /// the file's directory.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TrainError> {
+        let path = path.as_ref();
+        let fail = |message: String| TrainError::Config { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            let message = e.message().trim().replace('\n', " ");
+            fail(line.map_or(message.clone(), |line| format!("line {line}: {message}")))
+        })?;
+        if let Some(model) = &config.model.path {
+            let model = path.parent().unwrap_or(Path::new(".")).join(model);
+            let config_of_model = ModelConfig::from_toml_file(&model)
+                .map_err(|e| fail(format!("model config `{}`: {e}", model.display())))?;
+            config.model = ModelSource { path: Some(model), config: config_of_model };
+        }
+        config.validate().map_err(fail)?;
+        Ok(config)
+    }
+
+    /// Checks ranges and that every window fits the model.
+    pub fn validate(&self) -> Result<(), String> {
+        let model = &self.model.config;
+        model.validate().map_err(|e| format!("`model`: {e}"))?;
+        let positive = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size as u64),
+            ("checkpoint_every", self.checkpoint_every),
+            ("log_every", self.log_every),
+            ("validation.every", self.validation.every),
+            ("validation.windows", self.validation.windows as u64),
+            ("loops.grad_loops", self.loops.grad_loops as u64),
+            ("data.prior_max_channels", self.data.prior_max_channels as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be at least 1"));
+        }
+        if !self.batch_size.is_multiple_of(2) {
+            return Err(format!(
+                "`batch_size` must be even (SRE windows come in twin pairs), got {}",
+                self.batch_size
+            ));
+        }
+        let o = &self.optimizer;
+        for (name, value) in
+            [("optimizer.learning_rate", o.learning_rate), ("optimizer.grad_clip_norm", o.grad_clip_norm)]
+        {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("`{name}` must be positive, got {value}"));
+            }
+        }
+        for (name, value) in [
+            ("optimizer.final_lr_ratio", o.final_lr_ratio),
+            ("data.sre_share", self.data.sre_share),
+            ("data.target_subset_share", self.data.target_subset_share),
+            ("data.drop_actions_share", self.data.drop_actions_share),
+            ("loss.gate_tolerance", self.loss.gate_tolerance),
+            ("loss.contraction_ratio", self.loss.contraction_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("`{name}` must lie in [0, 1], got {value}"));
+            }
+        }
+        let l = &self.loss;
+        for (name, value) in [
+            ("loss.pinball", l.pinball),
+            ("loss.consistency", l.consistency),
+            ("loss.contraction", l.contraction),
+            ("loss.gate", l.gate),
+            ("optimizer.weight_decay", o.weight_decay),
+            ("loops.poisson_lambda", self.loops.poisson_lambda),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("`{name}` must be 0 or more, got {value}"));
+            }
+        }
+        let max_context = model.max_context_patches * model.patch_len;
+        let max_horizon = model.max_horizon_patches * model.patch_len;
+        let contexts = self.data.contexts.iter().chain([&self.validation.context]);
+        if let Some(c) = contexts.clone().find(|c| **c < 2 * model.patch_len || **c > max_context) {
+            return Err(format!(
+                "context {c} is outside [{}, {max_context}] for this model",
+                2 * model.patch_len
+            ));
+        }
+        let horizons = self.data.horizons.iter().chain([&self.validation.horizon]);
+        if let Some(h) = horizons.clone().find(|h| **h == 0 || **h > max_horizon) {
+            return Err(format!("horizon {h} is outside [1, {max_horizon}] for this model"));
+        }
+        if self.data.contexts.is_empty() || self.data.horizons.is_empty() {
+            return Err("`data.contexts` and `data.horizons` need at least one value each".into());
+        }
+        Ok(())
+    }
+
+    /// Learning rate at optimiser step `step` (0-based): linear warm-up to the peak, then
+    /// cosine decay to `final_lr_ratio` of it at the last step.
+    pub fn learning_rate(&self, step: u64) -> f64 {
+        let o = &self.optimizer;
+        if step < o.warmup_steps {
+            return o.learning_rate * (step + 1) as f64 / o.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(o.warmup_steps).max(1) as f64;
+        let progress = ((step - o.warmup_steps) as f64 / span).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        o.learning_rate * (o.final_lr_ratio + (1.0 - o.final_lr_ratio) * cosine)
+    }
+}

@@ -1,0 +1,234 @@
+//! Training and validation windows, generated from seeds: SRE-world episodes with twin
+//! futures under different action plans, and series of the synthetic prior.
+//!
+//! Seeds are split three ways so no held-out window is ever trained on: training windows
+//! draw seeds below [`VALIDATION_SEEDS`], validation uses `[VALIDATION_SEEDS,
+//! EVALUATION_SEEDS)`, and final evaluation (model cards, ablations) uses seeds from
+//! [`EVALUATION_SEEDS`] on.
+
+use loopcast_core::{ChannelValues, Frequency, RegularSeries, Role};
+use loopcast_model::ModelBatch;
+use loopcast_sim::prior::{PriorSpec, prior_series};
+use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, TARGETS, sre_episode};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson};
+
+use crate::{TrainConfig, TrainError};
+
+/// First seed of the validation windows; training seeds lie below it.
+pub const VALIDATION_SEEDS: u64 = 1 << 62;
+/// First seed of the final evaluation windows.
+pub const EVALUATION_SEEDS: u64 = 1 << 63;
+
+/// Where a batch's windows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The SRE world: pairs of twin windows (same history, base and departing plan).
+    Sre,
+    /// The synthetic prior: targets only.
+    Prior,
+}
+
+/// The windows and loop count of one training step.
+#[derive(Debug, Clone)]
+pub struct StepBatch {
+    /// Windows; target future cells hold the truth (masked where unobserved).
+    pub batch: ModelBatch,
+    /// Where they come from.
+    pub source: Source,
+    /// Loops per patch this step.
+    pub loops: usize,
+    /// The future patch whose state the consistency loss checks.
+    pub consistency_patch: usize,
+}
+
+/// SplitMix64 of `a` and `b`: independent streams from one seed.
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x6A09_E667_F3BC_C909);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Grid steps the SRE world is simulated at.
+const SRE_FREQUENCIES_MINUTES: [i64; 4] = [1, 5, 15, 60];
+
+/// The batch of training step `step`: a pure function of the config and the step, so a
+/// resumed run sees exactly the batches an uninterrupted one would.
+pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, TrainError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, step));
+    let data = &config.data;
+    let model = &config.model.config;
+    let context = data.contexts[rng.random_range(0..data.contexts.len())];
+    let horizon = data.horizons[rng.random_range(0..data.horizons.len())];
+    let extra: f64 = Poisson::new(config.loops.poisson_lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng));
+    let loops = (1 + extra as usize).min(model.max_loops);
+    let consistency_patch = rng.random_range(0..horizon.div_ceil(model.patch_len));
+    let (batch, source) = if rng.random::<f64>() < data.sre_share {
+        let seeds: Vec<u64> =
+            (0..config.batch_size / 2).map(|_| rng.random::<u64>() % VALIDATION_SEEDS).collect();
+        let frequency = Frequency::minutes(SRE_FREQUENCIES_MINUTES[rng.random_range(0..4)]);
+        let targets = if rng.random::<f64>() < data.target_subset_share {
+            let mut chosen: Vec<usize> = (0..TARGETS).filter(|_| rng.random::<f64>() < 0.5).collect();
+            if chosen.is_empty() {
+                chosen.push(rng.random_range(0..TARGETS));
+            }
+            chosen
+        } else {
+            (0..TARGETS).collect()
+        };
+        let layout = SreLayout {
+            targets,
+            with_actions: rng.random::<f64>() >= data.drop_actions_share,
+            action_blind: data.action_blind,
+        };
+        let (batch, _) = sre_windows(&seeds, context, horizon, frequency, &layout)?;
+        (batch, Source::Sre)
+    } else {
+        let channels = rng.random_range(1..=data.prior_max_channels);
+        let seeds: Vec<u64> =
+            (0..config.batch_size).map(|_| rng.random::<u64>() % VALIDATION_SEEDS).collect();
+        (prior_windows(&seeds, context, horizon, channels, None)?, Source::Prior)
+    };
+    Ok(StepBatch { batch, source, loops, consistency_patch })
+}
+
+/// Which channels of the SRE world a batch carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SreLayout {
+    /// Indices of the target channels kept (into `TARGET_CHANNELS`).
+    pub targets: Vec<usize>,
+    /// Whether the action and covariate channels are kept.
+    pub with_actions: bool,
+    /// Zero every action value (the action-blind ablation); masks are kept.
+    pub action_blind: bool,
+}
+
+impl SreLayout {
+    /// Every channel, actions visible.
+    pub fn full() -> Self {
+        Self { targets: (0..TARGETS).collect(), with_actions: true, action_blind: false }
+    }
+
+    fn channels(&self, series: &RegularSeries) -> Vec<usize> {
+        let mut channels = self.targets.clone();
+        if self.with_actions {
+            channels.extend(TARGETS..series.channels.len());
+        }
+        channels
+    }
+}
+
+/// Twin windows of the SRE episodes of `seeds`: rows `2i` and `2i + 1` share episode
+/// `i`'s history and continue it under the base plan and under a departing plan.
+/// Returns the episodes too (for counterfactual scoring).
+pub fn sre_windows(
+    seeds: &[u64],
+    context: usize,
+    horizon: usize,
+    frequency: Frequency,
+    layout: &SreLayout,
+) -> Result<(ModelBatch, Vec<Episode>), TrainError> {
+    let ranges = ParamRanges::default();
+    let spec = EpisodeSpec { context, horizon, plans: 2, frequency };
+    let mut rows = Rows::new(context, horizon);
+    let mut episodes = Vec::with_capacity(seeds.len());
+    let mut roles = Vec::new();
+    for &seed in seeds {
+        let episode = sre_episode(seed, &ranges, spec).map_err(|e| TrainError::Data(e.to_string()))?;
+        let channels = layout.channels(&episode.history);
+        roles = channels.iter().map(|c| episode.history.channels[*c].spec.role).collect();
+        for future in &episode.futures {
+            for &c in &channels {
+                let (past, next) = (&episode.history.channels[c], &future.channels[c]);
+                let blind = layout.action_blind && past.spec.role == Role::Action;
+                rows.push(past, next, blind);
+            }
+        }
+        episodes.push(episode);
+    }
+    Ok((rows.finish(roles, 2 * seeds.len())?, episodes))
+}
+
+/// Windows of the prior series of `seeds`, each with `channels` target channels, at
+/// `frequency` (drawn per series when `None`).
+pub fn prior_windows(
+    seeds: &[u64],
+    context: usize,
+    horizon: usize,
+    channels: usize,
+    frequency: Option<Frequency>,
+) -> Result<ModelBatch, TrainError> {
+    let mut rows = Rows::new(context, horizon);
+    for &seed in seeds {
+        let spec = PriorSpec { length: context + horizon, frequency, channels: Some(channels) };
+        let series = prior_series(seed, spec).map_err(|e| TrainError::Data(e.to_string()))?.series;
+        for channel in &series.channels {
+            let past = slice(channel, 0..context);
+            let next = slice(channel, context..context + horizon);
+            rows.push(&past, &next, false);
+        }
+    }
+    rows.finish(vec![Role::Target; channels], seeds.len())
+}
+
+fn slice(channel: &ChannelValues, range: std::ops::Range<usize>) -> ChannelValues {
+    ChannelValues {
+        spec: channel.spec.clone(),
+        values: channel.values[range.clone()].to_vec(),
+        observed: channel.observed[range].to_vec(),
+    }
+}
+
+/// Row-major arrays of a batch under construction.
+struct Rows {
+    context: usize,
+    horizon: usize,
+    values: Vec<f32>,
+    observed: Vec<bool>,
+    future: Vec<f32>,
+    known: Vec<bool>,
+}
+
+impl Rows {
+    fn new(context: usize, horizon: usize) -> Self {
+        Self {
+            context,
+            horizon,
+            values: Vec::new(),
+            observed: Vec::new(),
+            future: Vec::new(),
+            known: Vec::new(),
+        }
+    }
+
+    /// Appends one channel of one window: its context and its future (the truth for a
+    /// target, the plan for an action or covariate).
+    fn push(&mut self, past: &ChannelValues, next: &ChannelValues, zero: bool) {
+        let value = |v: f64, seen: bool| if seen && !zero { v as f32 } else { 0.0 };
+        let tail = past.values.len() - self.context;
+        for (v, o) in past.values[tail..].iter().zip(&past.observed[tail..]) {
+            self.values.push(value(*v, *o));
+            self.observed.push(*o);
+        }
+        for (v, o) in next.values[..self.horizon].iter().zip(&next.observed[..self.horizon]) {
+            self.future.push(value(*v, *o));
+            self.known.push(*o);
+        }
+    }
+
+    fn finish(self, roles: Vec<Role>, windows: usize) -> Result<ModelBatch, TrainError> {
+        ModelBatch::new(
+            roles,
+            windows,
+            self.context,
+            self.horizon,
+            self.values,
+            self.observed,
+            self.future,
+            self.known,
+        )
+        .map_err(|e| TrainError::Data(e.to_string()))
+    }
+}

@@ -1,0 +1,202 @@
+//! The training loss of DESIGN.md §4: pinball over quantiles and horizon, latent
+//! consistency, contraction of the loop, and the exit gate's cross-entropy — each term
+//! weighted by the config and reported on its own.
+
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use loopcast_model::{Inputs, ModelBatch, Network};
+use serde::{Deserialize, Serialize};
+
+use crate::data::StepBatch;
+use crate::{TrainConfig, TrainError};
+
+/// The value of every loss term of one step (unweighted) and their weighted total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossValues {
+    /// Weighted sum of the terms.
+    pub total: f64,
+    /// Mean pinball loss over observed target cells and quantiles, scaled units, each
+    /// series divided by its horizon's mean absolute scaled value (when above 1).
+    pub pinball: f64,
+    /// Mean squared distance of a rolled-out state to the encoding of the true future,
+    /// both standardised per token.
+    pub consistency: f64,
+    /// Mean excess of a loop's change over `ρ` times the previous loop's.
+    pub contraction: f64,
+    /// Exit-gate binary cross-entropy.
+    pub gate: f64,
+}
+
+/// The loss of one step on `device` (an autodiff device when training) and its terms.
+pub fn step_loss(
+    network: &Network,
+    config: &TrainConfig,
+    step: &StepBatch,
+    device: &Device,
+) -> Result<(Tensor<1>, LossValues), TrainError> {
+    let model = &config.model.config;
+    let weights = &config.loss;
+    let inputs = Inputs::new(&step.batch, model, device);
+    let (b, t, p) = (step.batch.batch(), inputs.targets, model.patch_len);
+    let q = model.quantiles.len();
+    let encoded = network.encode(&inputs);
+    let memory = network.memory_keys(encoded.memory.clone());
+    let trace = network.rollout_fixed(
+        encoded.state.clone(),
+        &memory,
+        network.actions(&inputs),
+        step.loops,
+        config.loops.grad_loops,
+    );
+    let k = trace.states.len();
+    let r = step.loops;
+    let levels = Tensor::<1>::from_data(
+        TensorData::new(model.quantiles.iter().map(|l| *l as f32).collect::<Vec<_>>(), [q]),
+        device,
+    );
+    let truth = inputs.future.clone().slice([0..b, 0..t, 0..k * p]);
+    let mask = inputs.future_mask.clone().slice([0..b, 0..t, 0..k * p]);
+    let observed = mask.clone().sum().clamp_min(1.0);
+
+    let quantiles = network.decode(trace.states.clone(), t);
+    let per_cell =
+        pinball(truth.clone().reshape([b, t, k * p, 1]), quantiles, levels.clone().reshape([1, 1, 1, q]))
+            .mean_dim(3)
+            .reshape([b, t, k * p]);
+    // Each series' loss is divided by the mean |truth| of its horizon (at least 1, in
+    // scaled units): a channel flat in its context and busy in its future (an error rate
+    // at zero, then a burst) would otherwise outweigh every other series by orders of
+    // magnitude.
+    let size = (truth.clone().abs() * mask.clone()).sum_dim(2) / mask.clone().sum_dim(2).clamp_min(1.0);
+    let pinball_loss = (per_cell * mask.clone() / size.clamp_min(1.0)).sum() / observed;
+
+    let zero = || Tensor::<1>::zeros([1], device);
+    let consistency = if weights.consistency > 0.0 {
+        let target = network.encode(&Inputs::new(
+            &shifted(&step.batch, (step.consistency_patch + 1) * p)?,
+            model,
+            device,
+        ));
+        let state = standardise(trace.states[step.consistency_patch.min(k - 1)].clone());
+        (state - standardise(target.state.detach())).powf_scalar(2.0).mean()
+    } else {
+        zero()
+    };
+
+    let contraction = if weights.contraction > 0.0 && r > 1 {
+        let now = trace.changes.clone().slice([0..b, 0..k, 1..r]);
+        let before = trace.changes.clone().slice([0..b, 0..k, 0..r - 1]);
+        relu(now - before * weights.contraction_ratio).mean()
+    } else {
+        zero()
+    };
+
+    let gate = if weights.gate > 0.0 {
+        // Score every loop count: decode each loop's (detached) state once, batched.
+        let states: Vec<Tensor<3>> = trace.loop_states.iter().flatten().cloned().collect();
+        let decoded = network.decode(states, t).detach().reshape([b * t, k, r, p, q]);
+        let cell_truth = truth.reshape([b * t, k, 1, p, 1]);
+        let loss = pinball(cell_truth, decoded, levels.reshape([1, 1, 1, 1, q])).mean_dim(4)
+            * mask.reshape([b * t, k, 1, p, 1]);
+        let loss = loss.sum_dim(3).reshape([b, t, k, r]).sum_dim(1).reshape([b * k, r]);
+        let loss = loss.into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+        let targets = settled(&loss, r, weights.gate_tolerance);
+        let targets = Tensor::<3>::from_data(TensorData::new(targets, [b, k, r]), device);
+        let gates = trace.gates.clamp(1e-6, 1.0 - 1e-6);
+        let ones = Tensor::<3>::ones([b, k, r], device);
+        (targets.clone() * gates.clone().log() + (ones.clone() - targets) * (ones - gates).log()).mean().neg()
+    } else {
+        zero()
+    };
+
+    let total = pinball_loss.clone() * weights.pinball
+        + consistency.clone() * weights.consistency
+        + contraction.clone() * weights.contraction
+        + gate.clone() * weights.gate;
+    let scalar = |x: &Tensor<1>| -> Result<f64, TrainError> {
+        let values =
+            x.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
+        Ok(f64::from(values[0]))
+    };
+    let values = LossValues {
+        total: scalar(&total)?,
+        pinball: scalar(&pinball_loss)?,
+        consistency: scalar(&consistency)?,
+        contraction: scalar(&contraction)?,
+        gate: scalar(&gate)?,
+    };
+    Ok((total, values))
+}
+
+/// Each token standardised over its features (zero mean, unit variance): the consistency
+/// loss compares directions, not sizes — the encoder's state is unbounded while the
+/// looped state is held inside the retention's bound, so raw distances would only teach
+/// the encoder to shrink or the loss to grow.
+fn standardise(tokens: Tensor<3>) -> Tensor<3> {
+    let centred = tokens.clone() - tokens.mean_dim(2);
+    let spread = centred.clone().powf_scalar(2.0).mean_dim(2).add_scalar(1e-5).sqrt();
+    centred / spread
+}
+
+/// Pinball loss of `forecast` against `truth` at `levels` (broadcast).
+fn pinball<const D: usize>(truth: Tensor<D>, forecast: Tensor<D>, levels: Tensor<D>) -> Tensor<D> {
+    let error = truth - forecast;
+    (error.clone() * levels.clone()).max_pair(error * (levels - 1.0))
+}
+
+/// Gate targets per loop from each loop's loss, rows of `loops`: 1 once no later loop
+/// lowers the loss by more than `tolerance` of it, else 0.
+pub(crate) fn settled(loss: &[f32], loops: usize, tolerance: f64) -> Vec<f32> {
+    let mut targets = vec![0f32; loss.len()];
+    for (row, out) in loss.chunks(loops).zip(targets.chunks_mut(loops)) {
+        let mut best_after = f32::INFINITY;
+        for r in (0..loops).rev() {
+            let done = f64::from(best_after) >= f64::from(row[r]) * (1.0 - tolerance);
+            out[r] = f32::from(u8::from(done));
+            best_after = best_after.min(row[r]);
+        }
+    }
+    targets
+}
+
+/// The window `batch` would be `steps` later: its context moved forward over the first
+/// `steps` of the future (the truth for targets, the plan for actions), and a one-step
+/// unknown future. The encoding of this window is the consistency loss's target.
+fn shifted(batch: &ModelBatch, steps: usize) -> Result<ModelBatch, TrainError> {
+    let (b, c, l, h) = (batch.batch(), batch.roles().len(), batch.context(), batch.horizon());
+    let steps = steps.min(h);
+    let (values, observed) = batch.context_arrays();
+    let (future, known) = batch.future_arrays();
+    let mut new_values = Vec::with_capacity(b * c * l);
+    let mut new_observed = Vec::with_capacity(b * c * l);
+    for row in 0..b * c {
+        new_values.extend_from_slice(&values[row * l + steps..(row + 1) * l]);
+        new_values.extend_from_slice(&future[row * h..row * h + steps]);
+        new_observed.extend_from_slice(&observed[row * l + steps..(row + 1) * l]);
+        new_observed.extend_from_slice(&known[row * h..row * h + steps]);
+    }
+    ModelBatch::new(
+        batch.roles().to_vec(),
+        b,
+        l,
+        1,
+        new_values,
+        new_observed,
+        vec![0.0; b * c],
+        vec![false; b * c],
+    )
+    .map_err(|e| TrainError::Data(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_is_settled_once_later_loops_gain_less_than_the_tolerance() {
+        // Loss falls 10 → 5 → 4.9 → 4.95: loop 0 is not settled (later ones gain 51 %),
+        // loop 1 is (gains 2 % < 5 %), and so are loops 2 and 3.
+        assert_eq!(settled(&[10.0, 5.0, 4.9, 4.95], 4, 0.05), vec![0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(settled(&[1.0, 2.0, 0.5], 3, 0.0), vec![0.0, 0.0, 1.0]);
+    }
+}

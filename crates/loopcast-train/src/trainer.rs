@@ -1,0 +1,451 @@
+//! The training loop: steps, clipping, schedule, logging, validation, checkpoints and
+//! resumption.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use loopcast_model::{DeviceKind, LoopedWorldModel, Network};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{EVALUATION_SEEDS, Source, SreLayout, VALIDATION_SEEDS, training_batch};
+use crate::{LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, step_loss};
+
+/// Where and how a run goes.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The run's directory: checkpoints, the metrics log, the final model.
+    pub out_dir: PathBuf,
+    /// Continue from the last checkpoint in `out_dir` instead of starting afresh.
+    pub resume: bool,
+    /// Where the tensors live.
+    pub device: DeviceKind,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainOutcome {
+    /// Every step ran; the model is in `model_dir`.
+    Finished {
+        /// Steps run in total.
+        steps: u64,
+        /// The exported model.
+        model_dir: PathBuf,
+        /// Its score on the final-evaluation seeds.
+        evaluation: ValidationReport,
+    },
+    /// Stopped by the caller's flag after `step` steps; a checkpoint holds them.
+    Interrupted {
+        /// Steps completed and saved.
+        step: u64,
+    },
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Steps completed when the line was written.
+    pub step: u64,
+    /// Learning rate of the last step.
+    pub learning_rate: f64,
+    /// Loss terms, averaged over the steps since the last line.
+    pub loss: LossValues,
+    /// Global gradient norm before clipping, averaged likewise.
+    pub grad_norm: f64,
+    /// Mean loops per patch of those steps.
+    pub loops: f64,
+    /// Share of those steps drawn from the SRE world.
+    pub sre_share: f64,
+    /// Steps per second over those steps.
+    pub steps_per_second: f64,
+    /// Validation scores, on lines written at a validation step.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub validation: Option<ValidationReport>,
+}
+
+/// The run's progress kept beside every checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    step: u64,
+    config: serde_json::Value,
+    wall_seconds: f64,
+}
+
+const CHECKPOINTS: &str = "checkpoints";
+const LATEST: &str = "LATEST";
+const LOG: &str = "metrics.jsonl";
+
+/// Initial weights come from burn's process-wide generator: seeding and drawing happen
+/// under this lock so concurrent runs in one process cannot interleave.
+static INIT: Mutex<()> = Mutex::new(());
+
+/// Asked between steps whether the run should stop (Ctrl-C sets an [`AtomicBool`]).
+pub trait StopSignal {
+    /// Whether to stop now, with `step` steps done.
+    fn stop_requested(&self, step: u64) -> bool;
+}
+
+impl StopSignal for AtomicBool {
+    fn stop_requested(&self, _step: u64) -> bool {
+        self.load(Ordering::SeqCst)
+    }
+}
+
+/// Trains `config` into `options.out_dir`. `stop` is asked between steps: the run then
+/// writes a checkpoint and returns [`TrainOutcome::Interrupted`].
+pub fn train(
+    config: &TrainConfig,
+    options: &TrainOptions,
+    stop: &dyn StopSignal,
+) -> Result<TrainOutcome, TrainError> {
+    config.validate().map_err(|message| TrainError::Config { path: options.out_dir.clone(), message })?;
+    let out = &options.out_dir;
+    fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let device = options.device.device()?.autodiff();
+    let model_config = &config.model.config;
+    let config_json = serde_json::to_value(config).expect("a config serialises");
+    let (mut network, mut optimizer, mut step, mut wall) = if options.resume {
+        resume(out, config, &config_json, &device)?
+    } else {
+        if out.join(CHECKPOINTS).exists() {
+            return Err(TrainError::Resume(format!(
+                "{} already holds a run; pass --resume to continue it or choose another directory",
+                out.display()
+            )));
+        }
+        let network = {
+            let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(config.seed);
+            stable_ids(Network::new(model_config, &device))
+        };
+        let _ = fs::remove_file(out.join(LOG));
+        (network, optimizer(config), 0, 0.0)
+    };
+    let layout = SreLayout { action_blind: config.data.action_blind, ..SreLayout::full() };
+    let validation = ValidationSet::new(
+        VALIDATION_SEEDS,
+        config.validation.windows,
+        config.validation.context,
+        config.validation.horizon,
+        &layout,
+    )?;
+    let progress = if options.progress { ProgressBar::new(config.steps) } else { ProgressBar::hidden() };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} {wide_msg} [{elapsed_precise}<{eta_precise}]",
+        )
+        .expect("a valid template"),
+    );
+    progress.set_position(step);
+    let mut window = Window::default();
+    let mut started = Instant::now();
+    let mut last_validation = None;
+    while step < config.steps {
+        if stop.stop_requested(step) {
+            wall += started.elapsed().as_secs_f64();
+            save_checkpoint(out, &network, &optimizer, config, &config_json, step, wall)?;
+            progress.abandon_with_message(format!("interrupted at step {step}; checkpoint written"));
+            return Ok(TrainOutcome::Interrupted { step });
+        }
+        let batch = training_batch(config, step)?;
+        let (loss, values) = step_loss(&network, config, &batch, &device)?;
+        if !values.total.is_finite() {
+            return Err(TrainError::Diverged { step, detail: format!("{values:?}") });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &network);
+        let norm = clip_global_norm(&network, &mut grads, config.optimizer.grad_clip_norm);
+        let learning_rate = config.learning_rate(step);
+        network = optimizer.step(learning_rate, network, grads);
+        step += 1;
+        window.add(&values, norm, batch.loops, batch.source);
+        progress.set_position(step);
+        progress.set_message(format!(
+            "loss {:.4} (pinball {:.4} consistency {:.3} contraction {:.3} gate {:.3}) R={}",
+            values.total, values.pinball, values.consistency, values.contraction, values.gate, batch.loops
+        ));
+        let validate_now = step % config.validation.every == 0 || step == config.steps;
+        if step % config.log_every == 0 || validate_now {
+            let report = if validate_now {
+                let report = evaluate(&inference_model(&network, config, &device), &validation)?;
+                progress.println(format!(
+                    "step {step}: relative MASE {:.3}, relative WQL {:.3}, coverage {:.3}, loops {:.2}, effect error {:.3}, sign {:.3}",
+                    report.relative_mase, report.relative_wql, report.coverage_80, report.mean_loops,
+                    report.effect_error, report.effect_sign_accuracy
+                ));
+                last_validation = Some(report.clone());
+                Some(report)
+            } else {
+                None
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            wall += elapsed;
+            started = Instant::now();
+            append_log(out, &window.line(step, learning_rate, elapsed, report))?;
+            window = Window::default();
+        }
+        if step % config.checkpoint_every == 0 || step == config.steps {
+            wall += started.elapsed().as_secs_f64();
+            started = Instant::now();
+            save_checkpoint(out, &network, &optimizer, config, &config_json, step, wall)?;
+        }
+    }
+    progress.finish_with_message("done");
+    let model = inference_model(&network, config, &device);
+    let model_dir = out.join("model");
+    model.save(&model_dir)?;
+    let held_out = ValidationSet::new(
+        EVALUATION_SEEDS,
+        config.validation.windows,
+        config.validation.context,
+        config.validation.horizon,
+        &layout,
+    )?;
+    let evaluation = evaluate(&model, &held_out)?;
+    let summary = serde_json::json!({
+        "steps": step,
+        "wall_seconds": wall,
+        "parameters": model.parameter_count(),
+        "validation": last_validation,
+        "evaluation": evaluation,
+    });
+    write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary).expect("serialises"))?;
+    Ok(TrainOutcome::Finished { steps: step, model_dir, evaluation })
+}
+
+/// The trained weights, off the autodiff graph, as a model for forecasting.
+fn inference_model(network: &Network, config: &TrainConfig, device: &Device) -> LoopedWorldModel {
+    LoopedWorldModel::from_network(network.valid(), config.model.config.clone(), &device.clone().inner())
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(config.optimizer.weight_decay as f32).init()
+}
+
+/// Running means of the steps since the last log line.
+#[derive(Default)]
+struct Window {
+    steps: usize,
+    loss: LossValues,
+    grad_norm: f64,
+    loops: f64,
+    sre: f64,
+}
+
+impl Window {
+    fn add(&mut self, values: &LossValues, norm: f64, loops: usize, source: Source) {
+        self.steps += 1;
+        self.loss.total += values.total;
+        self.loss.pinball += values.pinball;
+        self.loss.consistency += values.consistency;
+        self.loss.contraction += values.contraction;
+        self.loss.gate += values.gate;
+        self.grad_norm += norm;
+        self.loops += loops as f64;
+        self.sre += f64::from(u8::from(source == Source::Sre));
+    }
+
+    fn line(
+        &self,
+        step: u64,
+        learning_rate: f64,
+        seconds: f64,
+        validation: Option<ValidationReport>,
+    ) -> LogLine {
+        let n = self.steps.max(1) as f64;
+        let l = &self.loss;
+        LogLine {
+            step,
+            learning_rate,
+            loss: LossValues {
+                total: l.total / n,
+                pinball: l.pinball / n,
+                consistency: l.consistency / n,
+                contraction: l.contraction / n,
+                gate: l.gate / n,
+            },
+            grad_norm: self.grad_norm / n,
+            loops: self.loops / n,
+            sre_share: self.sre / n,
+            steps_per_second: self.steps as f64 / seconds.max(1e-9),
+            validation,
+        }
+    }
+}
+
+/// Scales every gradient down so that their global L2 norm is at most `max`; returns the
+/// norm before clipping.
+fn clip_global_norm(network: &Network, grads: &mut GradientsParams, max: f64) -> f64 {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        parts: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.get::<D>(param.id) {
+                self.parts.push(grad.powf_scalar(2.0).sum());
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, grad.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut norm = SquaredNorm { grads, parts: Vec::new() };
+    network.visit(&mut norm);
+    if norm.parts.is_empty() {
+        return 0.0;
+    }
+    let total = f64::from(Tensor::cat(norm.parts, 0).sum().into_scalar::<f32>()).sqrt();
+    if total > max && total.is_finite() {
+        network.visit(&mut Scale { grads, factor: max / total });
+    }
+    total
+}
+
+/// Gives every parameter an id derived from its path in the module tree, so optimiser
+/// state saved by one process finds its parameters in another (burn draws ids at random).
+fn stable_ids(network: Network) -> Network {
+    struct StableIds {
+        path: Vec<String>,
+    }
+    impl ModuleMapper for StableIds {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            // FNV-1a of the dotted path.
+            let id = self.path.join(".").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            let (_, value, mapper) = param.consume();
+            Param::from_mapped_value(ParamId::from(id), value.set_require_grad(true), mapper)
+        }
+    }
+    network.map(&mut StableIds { path: Vec::new() })
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io { path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = fs::File::create(&temporary).map_err(|e| io(&temporary, e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io(&temporary, e))?;
+    fs::rename(&temporary, path).map_err(|e| io(path, e))
+}
+
+fn append_log(out: &Path, line: &LogLine) -> Result<(), TrainError> {
+    let path = out.join(LOG);
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io(&path, e))?;
+    let text = serde_json::to_string(line).expect("a log line serialises");
+    writeln!(file, "{text}").map_err(|e| io(&path, e))
+}
+
+/// Writes the weights, the optimiser's state and the run state into a fresh directory,
+/// then points `LATEST` at it (an atomic rename), then removes older checkpoints. A crash
+/// at any moment leaves `LATEST` pointing at a complete checkpoint.
+fn save_checkpoint(
+    out: &Path,
+    network: &Network,
+    optimizer: &ModuleOptimizer,
+    config: &TrainConfig,
+    config_json: &serde_json::Value,
+    step: u64,
+    wall_seconds: f64,
+) -> Result<(), TrainError> {
+    let root = out.join(CHECKPOINTS);
+    let name = format!("step-{step:09}");
+    let dir = root.join(&name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    LoopedWorldModel::from_network(network.clone(), config.model.config.clone(), &network_device(network))
+        .save(dir.join("model"))?;
+    let optimizer_path = dir.join("optimizer.bpk");
+    optimizer.save(&optimizer_path).map_err(|e| io(&optimizer_path, format!("{e:?}")))?;
+    let state = RunState { step, config: config_json.clone(), wall_seconds };
+    write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(&state).expect("serialises"))?;
+    write_atomic(&root.join(LATEST), name.as_bytes())?;
+    let entries = fs::read_dir(&root).map_err(|e| io(&root, e))?;
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().to_string();
+        if other.starts_with("step-") && other != name {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn network_device(network: &Network) -> Device {
+    network.devices().into_iter().next().unwrap_or_default()
+}
+
+/// Loads the checkpoint `LATEST` names, checking it was written by the same config, and
+/// cuts the metrics log back to its step.
+fn resume(
+    out: &Path,
+    config: &TrainConfig,
+    config_json: &serde_json::Value,
+    device: &Device,
+) -> Result<(Network, ModuleOptimizer, u64, f64), TrainError> {
+    let root = out.join(CHECKPOINTS);
+    let latest = root.join(LATEST);
+    let name = fs::read_to_string(&latest)
+        .map_err(|_| TrainError::Resume(format!("no checkpoint in {} to resume from", root.display())))?;
+    let dir = root.join(name.trim());
+    let state_path = dir.join("state.json");
+    let text = fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
+    let state: RunState = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
+    if &state.config != config_json {
+        let differ: Vec<String> = match (&state.config, config_json) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+            }
+            _ => vec!["(whole config)".into()],
+        };
+        return Err(TrainError::Resume(format!(
+            "the checkpoint at step {} was written with a different config (differs in: {}); start a new run directory instead",
+            state.step,
+            differ.join(", ")
+        )));
+    }
+    let model = LoopedWorldModel::load(dir.join("model"), device)?;
+    let network = stable_ids(model.network().clone());
+    let optimizer_path = dir.join("optimizer.bpk");
+    let optimizer =
+        optimizer(config).load(&optimizer_path).map_err(|e| io(&optimizer_path, format!("{e:?}")))?;
+    truncate_log(&out.join(LOG), state.step)?;
+    Ok((network, optimizer, state.step, state.wall_seconds))
+}
+
+/// Drops the log lines written after `step` (by the run that was interrupted).
+fn truncate_log(path: &Path, step: u64) -> Result<(), TrainError> {
+    let Ok(text) = fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|line| serde_json::from_str::<LogLine>(line).is_ok_and(|l| l.step <= step))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}

@@ -1,0 +1,256 @@
+//! Scoring a model on held-out simulator windows: accuracy against seasonal naive,
+//! calibration, loops used, and counterfactual effects on twin pairs.
+
+use loopcast_core::Frequency;
+use loopcast_eval::{baselines, metrics};
+use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel, ModelBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::data::{SreLayout, prior_windows, sre_windows};
+
+/// Held-out windows, built once from a seed range and scored many times.
+#[derive(Debug, Clone)]
+pub struct ValidationSet {
+    /// Twin pairs of SRE windows (5-minute steps, daily season).
+    sre: Vec<ModelBatch>,
+    /// Prior windows (hourly steps, daily season).
+    prior: Vec<ModelBatch>,
+}
+
+/// Windows per forecast call.
+const CHUNK: usize = 16;
+/// Channels of every validation prior window.
+const PRIOR_CHANNELS: usize = 2;
+const SRE_SEASON: usize = 288;
+const PRIOR_SEASON: usize = 24;
+
+impl ValidationSet {
+    /// `windows` SRE episodes (each a twin pair) and `windows` prior series with seeds
+    /// `first_seed..first_seed + windows`, every one with the same context and horizon.
+    pub fn new(
+        first_seed: u64,
+        windows: usize,
+        context: usize,
+        horizon: usize,
+        layout: &SreLayout,
+    ) -> Result<Self, TrainError> {
+        let seeds: Vec<u64> = (first_seed..first_seed + windows as u64).collect();
+        let mut sre = Vec::new();
+        let mut prior = Vec::new();
+        for chunk in seeds.chunks(CHUNK / 2) {
+            sre.push(sre_windows(chunk, context, horizon, Frequency::minutes(5), layout)?.0);
+        }
+        for chunk in seeds.chunks(CHUNK) {
+            prior.push(prior_windows(chunk, context, horizon, PRIOR_CHANNELS, Some(Frequency::hours(1)))?);
+        }
+        Ok(Self { sre, prior })
+    }
+}
+
+/// What a model scored on a [`ValidationSet`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    /// Series (window × target channel) scored.
+    pub series: usize,
+    /// Geometric mean over series of MASE relative to seasonal naive's (median forecast).
+    pub relative_mase: f64,
+    /// Geometric mean over series of weighted quantile loss (levels 0.1–0.9) relative to
+    /// seasonal naive's.
+    pub relative_wql: f64,
+    /// Geometric mean over series of the weighted quantile loss (levels 0.1–0.9) with
+    /// the adaptive exit.
+    pub wql: f64,
+    /// Geometric mean over series of the adaptive exit's weighted quantile loss relative
+    /// to looping every patch `max_loops` times (1.02 = 2 % worse).
+    pub wql_vs_max_loops: f64,
+    /// Share of held-out values inside the 80 % interval (levels 0.1 and 0.9).
+    pub coverage_80: f64,
+    /// Mean loops per patch with the adaptive exit.
+    pub mean_loops: f64,
+    /// `mean_loops` over the model's `max_loops`.
+    pub loops_share: f64,
+    /// Median over material twin effects of `Σ|predicted − true effect| / Σ|true effect|`.
+    pub effect_error: f64,
+    /// Share of material twin effects whose predicted sign is right.
+    pub effect_sign_accuracy: f64,
+    /// Twin effects (pair × target channel) that were material (mean |effect| at least a
+    /// tenth of the channel's context standard deviation).
+    pub material_effects: usize,
+}
+
+/// Running sums of the report.
+#[derive(Default)]
+struct Tally {
+    relative_mase: Vec<f64>,
+    relative_wql: Vec<f64>,
+    wql: Vec<f64>,
+    wql_max_loops: Vec<f64>,
+    covered: f64,
+    observed: f64,
+    loops: f64,
+    patches: f64,
+    effect_errors: Vec<f64>,
+    signs_right: usize,
+}
+
+/// Scores `model` on `set`.
+pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<ValidationReport, TrainError> {
+    let levels = &model.config().quantiles;
+    let index = |level: f64| levels.iter().position(|l| (l - level).abs() < 1e-9);
+    let (Some(low), Some(median), Some(high)) = (index(0.1), index(0.5), index(0.9)) else {
+        return Err(TrainError::Data(
+            "validation needs the model to have quantile levels 0.1, 0.5 and 0.9".into(),
+        ));
+    };
+    let interval: Vec<usize> =
+        (0..levels.len()).filter(|i| (0.1 - 1e-9..=0.9 + 1e-9).contains(&levels[*i])).collect();
+    let fail = |e: loopcast_model::ModelError| TrainError::Data(e.to_string());
+    let mut tally = Tally::default();
+    let batches = set
+        .sre
+        .iter()
+        .map(|b| (b, SRE_SEASON, true))
+        .chain(set.prior.iter().map(|b| (b, PRIOR_SEASON, false)));
+    for (batch, season, twins) in batches {
+        let adaptive = model.forecast(batch, &ForecastOptions::default()).map_err(fail)?;
+        let full = ForecastOptions { exit_threshold: Some(2.0), ..ForecastOptions::default() };
+        let at_max = model.forecast(batch, &full).map_err(fail)?;
+        tally.loops += adaptive.loops.iter().flatten().map(|l| f64::from(*l)).sum::<f64>();
+        tally.patches += adaptive.loops.iter().map(Vec::len).sum::<usize>() as f64;
+        let (l, h) = (batch.context(), batch.horizon());
+        let c = batch.roles().len();
+        let (values, observed) = batch.context_arrays();
+        let (future, known) = batch.future_arrays();
+        let row = |b: usize, t: usize| b * c + t;
+        let context = |b: usize, t: usize| -> Vec<f64> {
+            let r = row(b, t);
+            (0..l)
+                .map(|i| if observed[r * l + i] { f64::from(values[r * l + i]) } else { f64::NAN })
+                .collect()
+        };
+        let truth = |b: usize, t: usize| -> Vec<f64> {
+            let r = row(b, t);
+            (0..h).map(|i| if known[r * h + i] { f64::from(future[r * h + i]) } else { f64::NAN }).collect()
+        };
+        let quantiles = |f: &Forecast, b: usize, t: usize, picks: &[usize]| -> Vec<Vec<f64>> {
+            (0..h).map(|s| picks.iter().map(|q| f64::from(f.value(b, t, s, *q))).collect()).collect()
+        };
+        let interval_levels: Vec<f64> = interval.iter().map(|i| levels[*i]).collect();
+        for b in 0..batch.batch() {
+            for t in 0..batch.targets() {
+                let (past, truth) = (context(b, t), truth(b, t));
+                let naive = baselines::seasonal_naive(&past, season, h);
+                let model_q = quantiles(&adaptive, b, t, &interval);
+                let max_q = quantiles(&at_max, b, t, &interval);
+                let naive_q: Vec<Vec<f64>> = naive.iter().map(|v| vec![*v; interval.len()]).collect();
+                let wql = |values: &[Vec<f64>]| {
+                    metrics::weighted_quantile_loss(
+                        &truth,
+                        metrics::Quantiles { levels: &interval_levels, values },
+                    )
+                };
+                let point: Vec<f64> = (0..h).map(|s| f64::from(adaptive.value(b, t, s, median))).collect();
+                let mase = metrics::mase(&past, season, &truth, &point);
+                let naive_mase = metrics::mase(&past, season, &truth, &naive);
+                if let (Some(m), Some(n)) = (mase, naive_mase) {
+                    tally.relative_mase.push(m / n);
+                }
+                if let (Some(m), Some(n), Some(x)) = (wql(&model_q), wql(&naive_q), wql(&max_q)) {
+                    tally.relative_wql.push(m / n);
+                    tally.wql.push(m);
+                    tally.wql_max_loops.push(x);
+                }
+                let lower: Vec<f64> = (0..h).map(|s| f64::from(adaptive.value(b, t, s, low))).collect();
+                let upper: Vec<f64> = (0..h).map(|s| f64::from(adaptive.value(b, t, s, high))).collect();
+                let seen = truth.iter().filter(|v| v.is_finite()).count() as f64;
+                if let Some(share) = metrics::coverage(&truth, &lower, &upper) {
+                    tally.covered += share * seen;
+                    tally.observed += seen;
+                }
+                if twins && b % 2 == 1 {
+                    let base_truth = self::truth_of(batch, b - 1, t);
+                    let base_point: Vec<f64> =
+                        (0..h).map(|s| f64::from(adaptive.value(b - 1, t, s, median))).collect();
+                    score_effect(&mut tally, &past, &base_truth, &truth, &base_point, &point);
+                }
+            }
+        }
+    }
+    let material = tally.effect_errors.len();
+    let mean_loops = tally.loops / tally.patches.max(1.0);
+    Ok(ValidationReport {
+        series: tally.wql.len(),
+        relative_mase: metrics::geometric_mean(tally.relative_mase.iter().copied()).unwrap_or(f64::NAN),
+        relative_wql: metrics::geometric_mean(tally.relative_wql.iter().copied()).unwrap_or(f64::NAN),
+        wql: metrics::geometric_mean(tally.wql.iter().copied()).unwrap_or(f64::NAN),
+        wql_vs_max_loops: metrics::geometric_mean(
+            tally.wql.iter().zip(&tally.wql_max_loops).map(|(adaptive, full)| adaptive / full),
+        )
+        .unwrap_or(f64::NAN),
+        coverage_80: tally.covered / tally.observed.max(1.0),
+        mean_loops,
+        loops_share: mean_loops / model.config().max_loops as f64,
+        effect_error: median_of(&mut tally.effect_errors),
+        effect_sign_accuracy: if material == 0 {
+            f64::NAN
+        } else {
+            tally.signs_right as f64 / material as f64
+        },
+        material_effects: material,
+    })
+}
+
+/// The held-out future of target `t` in window `b`, `NaN` where unobserved.
+fn truth_of(batch: &ModelBatch, b: usize, t: usize) -> Vec<f64> {
+    let (c, h) = (batch.roles().len(), batch.horizon());
+    let (future, known) = batch.future_arrays();
+    let r = b * c + t;
+    (0..h).map(|i| if known[r * h + i] { f64::from(future[r * h + i]) } else { f64::NAN }).collect()
+}
+
+/// Scores one twin effect: the difference the departing plan makes to a target channel,
+/// predicted (medians) against true (the twins' observed futures share every noise draw,
+/// so their difference is the plan's effect).
+fn score_effect(
+    tally: &mut Tally,
+    context: &[f64],
+    base: &[f64],
+    twin: &[f64],
+    base_point: &[f64],
+    twin_point: &[f64],
+) {
+    let mut true_effect = Vec::new();
+    let mut predicted = Vec::new();
+    for i in 0..base.len() {
+        if base[i].is_finite() && twin[i].is_finite() {
+            true_effect.push(twin[i] - base[i]);
+            predicted.push(twin_point[i] - base_point[i]);
+        }
+    }
+    let seen: Vec<f64> = context.iter().copied().filter(|v| v.is_finite()).collect();
+    if true_effect.is_empty() || seen.len() < 2 {
+        return;
+    }
+    let mean = seen.iter().sum::<f64>() / seen.len() as f64;
+    let sd = (seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / seen.len() as f64).sqrt();
+    let size = true_effect.iter().map(|e| e.abs()).sum::<f64>();
+    if size / (true_effect.len() as f64) < 0.1 * sd.max(1e-9) {
+        return;
+    }
+    let error = true_effect.iter().zip(&predicted).map(|(t, p)| (t - p).abs()).sum::<f64>() / size;
+    tally.effect_errors.push(error);
+    let direction = |v: &[f64]| v.iter().sum::<f64>().signum();
+    if direction(&true_effect) == direction(&predicted) {
+        tally.signs_right += 1;
+    }
+}
+
+fn median_of(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
+}

@@ -1,0 +1,160 @@
+//! Training end to end on a tiny config: the loss goes down, an interrupted and resumed
+//! run ends with exactly the weights of an uninterrupted one, and the exported model
+//! forecasts.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelConfig};
+use loopcast_train::{LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, train};
+
+fn tiny(steps: u64) -> TrainConfig {
+    let text = format!(
+        r#"
+seed = 5
+steps = {steps}
+batch_size = 4
+checkpoint_every = 1000
+log_every = 1
+[model]
+d_model = 16
+heads = 2
+mlp_ratio = 2
+patch_len = 8
+encoder_layers = 1
+max_context_patches = 8
+max_horizon_patches = 4
+quantiles = [0.1, 0.5, 0.9]
+min_loops = 1
+max_loops = 3
+exit_threshold = 0.5
+scale_floor = 0.001
+[optimizer]
+learning_rate = 0.003
+warmup_steps = 3
+final_lr_ratio = 0.1
+weight_decay = 0.01
+grad_clip_norm = 1.0
+[loops]
+poisson_lambda = 1.0
+grad_loops = 2
+[loss]
+pinball = 1.0
+consistency = 0.05
+contraction = 0.1
+contraction_ratio = 0.9
+gate = 0.05
+gate_tolerance = 0.01
+[data]
+sre_share = 0.5
+contexts = [32, 64]
+horizons = [8, 16]
+prior_max_channels = 2
+target_subset_share = 0.3
+drop_actions_share = 0.1
+[validation]
+every = 1000
+windows = 2
+context = 64
+horizon = 16
+"#
+    );
+    let config: TrainConfig = toml::from_str(&text).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+fn options(dir: &Path, resume: bool) -> TrainOptions {
+    TrainOptions { out_dir: dir.to_path_buf(), resume, device: DeviceKind::Cpu, progress: false }
+}
+
+fn log(dir: &Path) -> Vec<LogLine> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model/weights.bpk")).unwrap()
+}
+
+#[test]
+fn a_tiny_config_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&tiny(60), &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let TrainOutcome::Finished { steps, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(steps, 60);
+    let lines = log(dir.path());
+    assert_eq!(lines.len(), 60);
+    let mean = |lines: &[LogLine]| lines.iter().map(|l| l.loss.pinball).sum::<f64>() / lines.len() as f64;
+    let (first, last) = (mean(&lines[..15]), mean(&lines[45..]));
+    assert!(last < 0.8 * first, "pinball loss went from {first:.4} to {last:.4}");
+    assert!(lines.iter().all(|l| l.loss.total.is_finite() && l.grad_norm.is_finite()));
+    assert!(lines.iter().any(|l| l.loss.gate > 0.0) && lines.iter().any(|l| l.loops > 1.0));
+}
+
+/// Asks to stop once `after` steps have run.
+struct StopAfter(u64);
+
+impl StopSignal for StopAfter {
+    fn stop_requested(&self, step: u64) -> bool {
+        step >= self.0
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_weights() {
+    let config = TrainConfig { checkpoint_every: 4, ..tiny(12) };
+    let straight = tempfile::tempdir().unwrap();
+    train(&config, &options(straight.path(), false), &AtomicBool::new(false)).unwrap();
+
+    let resumed = tempfile::tempdir().unwrap();
+    let outcome = train(&config, &options(resumed.path(), false), &StopAfter(5)).unwrap();
+    assert_eq!(outcome, TrainOutcome::Interrupted { step: 5 });
+    assert!(!resumed.path().join("model").exists());
+    // Starting afresh over a run is refused; so is resuming with another recipe.
+    let error = train(&config, &options(resumed.path(), false), &AtomicBool::new(false)).unwrap_err();
+    assert!(error.to_string().contains("--resume"), "{error}");
+    let other = TrainConfig { seed: 6, ..config.clone() };
+    let error = train(&other, &options(resumed.path(), true), &AtomicBool::new(false)).unwrap_err();
+    assert!(error.to_string().contains("differs in: seed"), "{error}");
+
+    let outcome = train(&config, &options(resumed.path(), true), &AtomicBool::new(false)).unwrap();
+    assert!(matches!(outcome, TrainOutcome::Finished { steps: 12, .. }), "{outcome:?}");
+    assert_eq!(weights(straight.path()), weights(resumed.path()), "weights differ after resume");
+    let (a, b) = (log(straight.path()), log(resumed.path()));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.step, x.loss), (y.step, y.loss));
+    }
+}
+
+#[test]
+fn the_exported_model_forecasts_finite_monotone_quantiles() {
+    let dir = tempfile::tempdir().unwrap();
+    train(&tiny(3), &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let model = LoopedWorldModel::load(dir.path().join("model"), &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(model.config(), &tiny(3).model.config);
+    let _ = ModelConfig::small();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["steps"], 3);
+    assert!(summary["evaluation"]["series"].as_u64().unwrap() > 0);
+    let _ = ForecastOptions::default();
+}
+
+#[test]
+fn every_shipped_recipe_is_valid() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut recipes = vec![configs.join("train-small.toml")];
+    for entry in std::fs::read_dir(configs.join("ablations")).unwrap() {
+        recipes.push(entry.unwrap().path());
+    }
+    assert!(recipes.len() >= 4);
+    for path in recipes {
+        let config = TrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.model.config.quantiles.len(), 13, "{}", path.display());
+    }
+}
