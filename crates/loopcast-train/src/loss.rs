@@ -164,7 +164,8 @@ pub(crate) fn settled(loss: &[f32], loops: usize, tolerance: f64) -> Vec<f32> {
 /// unknown future. The encoding of this window is the consistency loss's target.
 fn shifted(batch: &ModelBatch, steps: usize) -> Result<ModelBatch, TrainError> {
     let (b, c, l, h) = (batch.batch(), batch.roles().len(), batch.context(), batch.horizon());
-    let steps = steps.min(h);
+    // Never past the horizon, nor more than the whole context.
+    let steps = steps.min(h).min(l);
     let (values, observed) = batch.context_arrays();
     let (future, known) = batch.future_arrays();
     let mut new_values = Vec::with_capacity(b * c * l);
@@ -198,5 +199,28 @@ mod tests {
         // loop 1 is (gains 2 % < 5 %), and so are loops 2 and 3.
         assert_eq!(settled(&[10.0, 5.0, 4.9, 4.95], 4, 0.05), vec![0.0, 1.0, 1.0, 1.0]);
         assert_eq!(settled(&[1.0, 2.0, 0.5], 3, 0.0), vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn shifting_moves_the_context_over_the_truth_and_stops_at_its_length() {
+        use loopcast_core::Role;
+        let batch = ModelBatch::new(
+            vec![Role::Target],
+            1,
+            4,
+            8,
+            vec![1.0, 2.0, 3.0, 4.0],
+            vec![true; 4],
+            (5..13).map(|v| v as f32).collect(),
+            vec![true, false, true, true, true, true, true, true],
+        )
+        .unwrap();
+        let two = shifted(&batch, 2).unwrap();
+        assert_eq!(two.context_arrays().0, &[3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(two.context_arrays().1, &[true, true, true, false]);
+        // More steps than the context holds: the whole context is the future's start.
+        let far = shifted(&batch, 16).unwrap();
+        assert_eq!(far.context_arrays().0, &[5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(far.horizon(), 1);
     }
 }
