@@ -15,6 +15,8 @@ for config in configs/ablations/*.toml; do
     [[ -f $out/checkpoints/LATEST ]] && resume=(--resume)
     ./target/release/loopcast train --config "$config" --out "$out" "${resume[@]}"
 done
+# Scores as written at the end of each run (held-out evaluation seeds); re-score any
+# model with: cargo run --release -p loopcast-train --example evaluate -- DIR
 python3 - <<'PY'
 import json, pathlib
 rows = []

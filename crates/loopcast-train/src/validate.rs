@@ -72,7 +72,8 @@ pub struct ValidationReport {
     pub loops_share: f64,
     /// Median over material twin effects of `Σ|predicted − true effect| / Σ|true effect|`.
     pub effect_error: f64,
-    /// Share of material twin effects whose predicted sign is right.
+    /// Share of material twin effects whose predicted sign is right (a zero prediction
+    /// counts as wrong).
     pub effect_sign_accuracy: f64,
     /// Twin effects (pair × target channel) that were material (mean |effect| at least a
     /// tenth of the channel's context standard deviation).
@@ -240,8 +241,9 @@ fn score_effect(
     }
     let error = true_effect.iter().zip(&predicted).map(|(t, p)| (t - p).abs()).sum::<f64>() / size;
     tally.effect_errors.push(error);
-    let direction = |v: &[f64]| v.iter().sum::<f64>().signum();
-    if direction(&true_effect) == direction(&predicted) {
+    // A zero predicted effect has no sign, so it is never right (`signum(0.0)` is 1).
+    let (truth, guess) = (true_effect.iter().sum::<f64>(), predicted.iter().sum::<f64>());
+    if guess != 0.0 && truth.signum() == guess.signum() {
         tally.signs_right += 1;
     }
 }
@@ -253,4 +255,26 @@ fn median_of(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_are_scored_against_the_truth_and_a_zero_guess_has_no_sign() {
+        let context = [0.0, 2.0, 0.0, 2.0]; // standard deviation 1
+        let base = [10.0, 10.0];
+        let twin = [12.0, 14.0]; // true effect +2, +4
+        let mut tally = Tally::default();
+        score_effect(&mut tally, &context, &base, &twin, &[10.0, 10.0], &[11.0, 13.0]);
+        assert_eq!(tally.effect_errors, vec![2.0 / 6.0]);
+        assert_eq!(tally.signs_right, 1);
+        score_effect(&mut tally, &context, &base, &twin, &[10.0, 10.0], &[10.0, 10.0]);
+        assert_eq!(tally.effect_errors, vec![2.0 / 6.0, 1.0]);
+        assert_eq!(tally.signs_right, 1, "a zero predicted effect is not a right sign");
+        // An immaterial effect (under a tenth of the context's spread) is not scored.
+        score_effect(&mut tally, &context, &base, &[10.01, 10.0], &[10.0, 10.0], &[10.0, 10.0]);
+        assert_eq!(tally.effect_errors.len(), 2);
+    }
 }
