@@ -164,21 +164,12 @@ pub fn prior_windows(
     for &seed in seeds {
         let spec = PriorSpec { length: context + horizon, frequency, channels: Some(channels) };
         let series = prior_series(seed, spec).map_err(|e| TrainError::Data(e.to_string()))?.series;
-        for channel in &series.channels {
-            let past = slice(channel, 0..context);
-            let next = slice(channel, context..context + horizon);
-            rows.push(&past, &next, false);
+        let (past, next) = (series.slice(0..context), series.slice(context..context + horizon));
+        for (past, next) in past.channels.iter().zip(&next.channels) {
+            rows.push(past, next, false);
         }
     }
     rows.finish(vec![Role::Target; channels], seeds.len())
-}
-
-fn slice(channel: &ChannelValues, range: std::ops::Range<usize>) -> ChannelValues {
-    ChannelValues {
-        spec: channel.spec.clone(),
-        values: channel.values[range.clone()].to_vec(),
-        observed: channel.observed[range].to_vec(),
-    }
 }
 
 /// Row-major arrays of a batch under construction.

@@ -112,9 +112,8 @@ pub fn train(
     fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let device = options.device.device()?.autodiff();
     let model_config = &config.model.config;
-    let config_json = serde_json::to_value(config).expect("a config serialises");
     let (mut network, mut optimizer, mut step, mut wall) = if options.resume {
-        resume(out, config, &config_json, &device)?
+        resume(out, config, &device)?
     } else {
         if out.join(CHECKPOINTS).exists() {
             return Err(TrainError::Resume(format!(
@@ -152,7 +151,7 @@ pub fn train(
     while step < config.steps {
         if stop.stop_requested(step) {
             wall += started.elapsed().as_secs_f64();
-            save_checkpoint(out, &network, &optimizer, config, &config_json, step, wall)?;
+            save_checkpoint(out, &network, &optimizer, config, &device, step, wall)?;
             progress.abandon_with_message(format!("interrupted at step {step}; checkpoint written"));
             return Ok(TrainOutcome::Interrupted { step });
         }
@@ -195,7 +194,7 @@ pub fn train(
         if step % config.checkpoint_every == 0 || step == config.steps {
             wall += started.elapsed().as_secs_f64();
             started = Instant::now();
-            save_checkpoint(out, &network, &optimizer, config, &config_json, step, wall)?;
+            save_checkpoint(out, &network, &optimizer, config, &device, step, wall)?;
         }
     }
     progress.finish_with_message("done");
@@ -369,7 +368,7 @@ fn save_checkpoint(
     network: &Network,
     optimizer: &ModuleOptimizer,
     config: &TrainConfig,
-    config_json: &serde_json::Value,
+    device: &Device,
     step: u64,
     wall_seconds: f64,
 ) -> Result<(), TrainError> {
@@ -380,11 +379,11 @@ fn save_checkpoint(
         fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
     }
     fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    LoopedWorldModel::from_network(network.clone(), config.model.config.clone(), &network_device(network))
-        .save(dir.join("model"))?;
+    inference_model(network, config, device).save(dir.join("model"))?;
     let optimizer_path = dir.join("optimizer.bpk");
     optimizer.save(&optimizer_path).map_err(|e| io(&optimizer_path, format!("{e:?}")))?;
-    let state = RunState { step, config: config_json.clone(), wall_seconds };
+    let state =
+        RunState { step, config: serde_json::to_value(config).expect("a config serialises"), wall_seconds };
     write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(&state).expect("serialises"))?;
     write_atomic(&root.join(LATEST), name.as_bytes())?;
     let entries = fs::read_dir(&root).map_err(|e| io(&root, e))?;
@@ -397,16 +396,11 @@ fn save_checkpoint(
     Ok(())
 }
 
-fn network_device(network: &Network) -> Device {
-    network.devices().into_iter().next().unwrap_or_default()
-}
-
 /// Loads the checkpoint `LATEST` names, checking it was written by the same config, and
 /// cuts the metrics log back to its step.
 fn resume(
     out: &Path,
     config: &TrainConfig,
-    config_json: &serde_json::Value,
     device: &Device,
 ) -> Result<(Network, ModuleOptimizer, u64, f64), TrainError> {
     let root = out.join(CHECKPOINTS);
@@ -417,8 +411,9 @@ fn resume(
     let state_path = dir.join("state.json");
     let text = fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
     let state: RunState = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
-    if &state.config != config_json {
-        let differ: Vec<String> = match (&state.config, config_json) {
+    let config_json = serde_json::to_value(config).expect("a config serialises");
+    if state.config != config_json {
+        let differ: Vec<String> = match (&state.config, &config_json) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
                 a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
             }

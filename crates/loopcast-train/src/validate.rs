@@ -119,28 +119,14 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         let at_max = model.forecast(batch, &full).map_err(fail)?;
         tally.loops += adaptive.loops.iter().flatten().map(|l| f64::from(*l)).sum::<f64>();
         tally.patches += adaptive.loops.iter().map(Vec::len).sum::<usize>() as f64;
-        let (l, h) = (batch.context(), batch.horizon());
-        let c = batch.roles().len();
-        let (values, observed) = batch.context_arrays();
-        let (future, known) = batch.future_arrays();
-        let row = |b: usize, t: usize| b * c + t;
-        let context = |b: usize, t: usize| -> Vec<f64> {
-            let r = row(b, t);
-            (0..l)
-                .map(|i| if observed[r * l + i] { f64::from(values[r * l + i]) } else { f64::NAN })
-                .collect()
-        };
-        let truth = |b: usize, t: usize| -> Vec<f64> {
-            let r = row(b, t);
-            (0..h).map(|i| if known[r * h + i] { f64::from(future[r * h + i]) } else { f64::NAN }).collect()
-        };
+        let h = batch.horizon();
         let quantiles = |f: &Forecast, b: usize, t: usize, picks: &[usize]| -> Vec<Vec<f64>> {
             (0..h).map(|s| picks.iter().map(|q| f64::from(f.value(b, t, s, *q))).collect()).collect()
         };
         let interval_levels: Vec<f64> = interval.iter().map(|i| levels[*i]).collect();
         for b in 0..batch.batch() {
             for t in 0..batch.targets() {
-                let (past, truth) = (context(b, t), truth(b, t));
+                let (past, truth) = (context_of(batch, b, t), truth_of(batch, b, t));
                 let naive = baselines::seasonal_naive(&past, season, h);
                 let model_q = quantiles(&adaptive, b, t, &interval);
                 let max_q = quantiles(&at_max, b, t, &interval);
@@ -170,7 +156,7 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                     tally.observed += seen;
                 }
                 if twins && b % 2 == 1 {
-                    let base_truth = self::truth_of(batch, b - 1, t);
+                    let base_truth = truth_of(batch, b - 1, t);
                     let base_point: Vec<f64> =
                         (0..h).map(|s| f64::from(adaptive.value(b - 1, t, s, median))).collect();
                     score_effect(&mut tally, &past, &base_truth, &truth, &base_point, &point);
@@ -200,6 +186,14 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         },
         material_effects: material,
     })
+}
+
+/// The context of channel `t` in window `b`, `NaN` where unobserved.
+fn context_of(batch: &ModelBatch, b: usize, t: usize) -> Vec<f64> {
+    let (c, l) = (batch.roles().len(), batch.context());
+    let (values, observed) = batch.context_arrays();
+    let r = b * c + t;
+    (0..l).map(|i| if observed[r * l + i] { f64::from(values[r * l + i]) } else { f64::NAN }).collect()
 }
 
 /// The held-out future of target `t` in window `b`, `NaN` where unobserved.
