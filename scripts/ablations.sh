@@ -4,7 +4,12 @@
 # Resumable: an interrupted ablation continues from its last checkpoint when re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p loopcast-cli
+# LOOPCAST_BIN: an already built `loopcast` to use instead of building one here.
+bin=${LOOPCAST_BIN:-}
+if [[ -z $bin ]]; then
+    cargo build --release -p loopcast-cli
+    bin=./target/release/loopcast
+fi
 for config in configs/ablations/*.toml; do
     name=$(basename "$config" .toml)
     out=runs/ablations/$name
@@ -13,7 +18,7 @@ for config in configs/ablations/*.toml; do
     fi
     resume=()
     [[ -f $out/checkpoints/LATEST ]] && resume=(--resume)
-    ./target/release/loopcast train --config "$config" --out "$out" "${resume[@]}"
+    "$bin" train --config "$config" --out "$out" "${resume[@]}"
 done
 # Scores as written at the end of each run (held-out evaluation seeds); re-score any
 # model with: cargo run --release -p loopcast-train --example evaluate -- DIR

@@ -2,6 +2,7 @@
 
 mod inspect;
 mod models;
+mod serve;
 mod simulate;
 mod train;
 
@@ -43,6 +44,8 @@ enum Command {
     /// Describe the model loopcast uses by default (embedded in the binary), or a
     /// checkpoint directory.
     Models(models::ModelsArgs),
+    /// Serve forecasts, what-ifs and capacity plans over HTTP (see docs/API.md).
+    Serve(serve::ServeArgs),
 }
 
 /// A flag combination that cannot work (exit status 2, like clap's own usage errors).
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Simulate(args) => simulate::run(args).await,
             Command::Train(args) => train::run(args).await,
             Command::Models(args) => models::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<loopcast_sim::SimError>().is_some()
                 || e.downcast_ref::<loopcast_train::TrainError>().is_some()
                 || e.downcast_ref::<loopcast_model::ModelError>().is_some()
+                || matches!(e.downcast_ref(), Some(loopcast_serve::ServeError::Config(_)))
             {
                 ExitCode::from(EXIT_DATA)
             } else if e.downcast_ref::<UsageError>().is_some() {

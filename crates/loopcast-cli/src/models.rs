@@ -1,11 +1,11 @@
 //! `loopcast models`: the model loopcast uses by default (embedded in the binary) or the
 //! one in a checkpoint directory, loaded and described.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use loopcast_model::{DeviceKind, LoopedWorldModel, ModelConfig, SHIPPED_MODEL};
+use loopcast_model::{Device, DeviceKind, LoopedWorldModel, ModelConfig, SHIPPED_MODEL};
 use serde::Serialize;
 
 /// Arguments of `loopcast models`.
@@ -28,16 +28,21 @@ struct Description {
     config: ModelConfig,
 }
 
-/// Runs `loopcast models`.
-pub(crate) async fn run(args: ModelsArgs) -> Result<()> {
-    let device = DeviceKind::Cpu.device()?;
-    let (model, name, source) = match &args.model {
+/// The model in `dir` (named after it), or the embedded shipped one; with its name and
+/// where it came from.
+pub(crate) fn load(dir: Option<&Path>, device: &Device) -> Result<(LoopedWorldModel, String, String)> {
+    Ok(match dir {
         Some(dir) => {
             let name = dir.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string());
-            (LoopedWorldModel::load(dir, &device)?, name, dir.display().to_string())
+            (LoopedWorldModel::load(dir, device)?, name, dir.display().to_string())
         }
-        None => (LoopedWorldModel::shipped(&device)?, SHIPPED_MODEL.to_string(), "embedded".to_string()),
-    };
+        None => (LoopedWorldModel::shipped(device)?, SHIPPED_MODEL.to_string(), "embedded".to_string()),
+    })
+}
+
+/// Runs `loopcast models`.
+pub(crate) async fn run(args: ModelsArgs) -> Result<()> {
+    let (model, name, source) = load(args.model.as_deref(), &DeviceKind::Cpu.device()?)?;
     let description =
         Description { name, source, parameters: model.parameter_count(), config: model.config().clone() };
     if args.json {

@@ -22,3 +22,13 @@ pub enum CoreError {
     #[error("shape mismatch: {0}")]
     Shape(String),
 }
+
+/// A TOML parse error of `text` in one line: `line N: message` (the error's own
+/// rendering spans several lines with a snippet of the file).
+pub fn toml_error_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => format!("line {}: {message}", text[..span.start].matches('\n').count() + 1),
+        None => message,
+    }
+}

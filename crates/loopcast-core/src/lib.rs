@@ -12,7 +12,7 @@ mod mapping;
 mod series;
 
 pub use channel::{Aggregation, ChannelSpec, Role};
-pub use error::CoreError;
+pub use error::{CoreError, toml_error_line};
 pub use frequency::Frequency;
 pub use mapping::{ChannelEntry, ChannelMapping};
 pub use series::{ChannelValues, Panel, RegularSeries, Timestamp};

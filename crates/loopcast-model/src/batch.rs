@@ -146,6 +146,42 @@ impl ModelBatch {
         }
     }
 
+    /// The windows of `parts`, in order, as one batch. Every part must have the same
+    /// roles, context and horizon (a serving batcher groups requests by them).
+    pub fn concat(parts: &[&ModelBatch]) -> Result<Self, ModelError> {
+        let Some(first) = parts.first() else {
+            return Err(ModelError::Input("no batch to concatenate".into()));
+        };
+        if let Some(other) = parts
+            .iter()
+            .find(|p| p.roles != first.roles || p.context != first.context || p.horizon != first.horizon)
+        {
+            return Err(ModelError::Input(format!(
+                "cannot batch a window of {} channels × {} + {} steps with one of {} × {} + {}",
+                other.roles.len(),
+                other.context,
+                other.horizon,
+                first.roles.len(),
+                first.context,
+                first.horizon
+            )));
+        }
+        let gather =
+            |field: fn(&ModelBatch) -> &[f32]| parts.iter().flat_map(|p| field(p).iter().copied()).collect();
+        let flags =
+            |field: fn(&ModelBatch) -> &[bool]| parts.iter().flat_map(|p| field(p).iter().copied()).collect();
+        Self::new(
+            first.roles.clone(),
+            parts.iter().map(|p| p.batch).sum(),
+            first.context,
+            first.horizon,
+            gather(|p| &p.values),
+            flags(|p| &p.observed),
+            gather(|p| &p.future),
+            flags(|p| &p.future_known),
+        )
+    }
+
     /// The same histories with other future values (a what-if plan).
     pub fn with_future(&self, future: Vec<f32>, future_known: Vec<bool>) -> Result<Self, ModelError> {
         Self::new(
@@ -188,6 +224,19 @@ mod tests {
         assert_eq!(&future[3..], &[7.0, 9.0, 9.0]);
         assert_eq!(&known[3..], &[true, true, true]);
         assert_eq!(&known[..3], &[false, false, false], "targets are never filled");
+    }
+
+    #[test]
+    fn concatenated_batches_keep_every_window_in_order() {
+        let (a, b) = (batch(), batch().with_future(vec![0.0; 6], vec![false; 6]).unwrap());
+        let both = ModelBatch::concat(&[&a, &b]).unwrap();
+        assert_eq!(both.batch(), 2);
+        assert_eq!(both.context_arrays().0[..8], a.context_arrays().0[..]);
+        assert_eq!(both.future_arrays().1[6..], b.future_arrays().1[..]);
+        let short =
+            ModelBatch::new(vec![Role::Target], 1, 1, 1, vec![0.0], vec![true], vec![0.0], vec![false]);
+        let err = ModelBatch::concat(&[&a, &short.unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("cannot batch"), "{err}");
     }
 
     #[test]

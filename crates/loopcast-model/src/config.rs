@@ -30,8 +30,36 @@ pub struct ModelConfig {
     pub max_loops: usize,
     /// Default exit threshold `τ` of the gate (a loop stops once the gate reaches it).
     pub exit_threshold: f64,
-    /// Smallest per-channel scale, relative to `1 + |location|`.
+    /// Smallest per-channel scale of target channels, relative to `1 + |location|`.
     pub scale_floor: f64,
+    /// Smallest scale of action and covariate channels, relative to `1 + |location|`
+    /// (`scale_floor` when absent, as in checkpoints before it existed). An action is
+    /// often flat over the whole context (replicas held at 4, no deploy); with a tiny
+    /// floor its planned change would reach the network hundreds of units large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_scale_floor: Option<f64>,
+    /// One block looped (`true`, the design); `false` gives every loop its own block
+    /// (`max_loops` blocks, the same compute): the "unshared stack" ablation.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub shared_core: bool,
+    /// The spectral retention update `x ← Ā ⊙ x + B̄ ⊙ u` (`true`, the design); `false`
+    /// adds the block's output to the state unconstrained (`x ← x + u`): the "no retention
+    /// constraint" ablation.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub retention: bool,
+    /// Roll out in latent space and decode once at the end (`true`, the design); `false`
+    /// decodes every patch's median, appends it to the history and re-encodes before the
+    /// next patch: the "no deferred decoding" ablation.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub deferred_decoding: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl ModelConfig {
@@ -50,12 +78,27 @@ impl ModelConfig {
             max_loops: 8,
             exit_threshold: 0.5,
             scale_floor: 1e-3,
+            input_scale_floor: Some(0.25),
+            shared_core: true,
+            retention: true,
+            deferred_decoding: true,
         }
     }
 
     /// The larger preset (1,133,393 parameters).
     pub fn base() -> Self {
         Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
+    }
+
+    /// The scale floor of action and covariate channels.
+    pub fn input_floor(&self) -> f64 {
+        self.input_scale_floor.unwrap_or(self.scale_floor)
+    }
+
+    /// Index of the quantile level nearest 0.5 (the point forecast).
+    pub fn median_level(&self) -> usize {
+        let distance = |i: usize| (self.quantiles[i] - 0.5).abs();
+        (0..self.quantiles.len()).min_by(|a, b| distance(*a).total_cmp(&distance(*b))).unwrap_or(0)
     }
 
     /// Reads a configuration from a TOML file (see `configs/model-small.toml`) and checks it.
@@ -100,8 +143,10 @@ impl ModelConfig {
                 self.quantiles
             ));
         }
-        if !(self.scale_floor > 0.0 && self.scale_floor.is_finite()) {
-            return fail(format!("`scale_floor` must be positive, got {}", self.scale_floor));
+        for (name, floor) in [("scale_floor", self.scale_floor), ("input_scale_floor", self.input_floor())] {
+            if !(floor > 0.0 && floor.is_finite()) {
+                return fail(format!("`{name}` must be positive, got {floor}"));
+            }
         }
         Ok(())
     }

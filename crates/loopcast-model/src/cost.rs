@@ -47,15 +47,19 @@ pub fn forecast_flops(config: &ModelConfig, shape: RequestShape, loops: usize) -
         + mlp(tokens, d, hidden, d);
     let encoder = patch + config.encoder_layers * layer + 2 * shape.targets * 2 * d * d + 2 * d * d;
     let action = k * (mlp(actions, features, d, d) + 2 * actions * features * d);
-    // The memory's keys and values are projected once per request; every loop projects
-    // only the state's queries and reads them.
-    let memory_keys = 2 * 2 * tokens * d * d;
-    let cross = attention(d, state, tokens) - memory_keys;
+    // The memory's keys and values are projected once per request (per block when the
+    // core is unshared); every loop projects only the state's queries and reads them.
+    let one_block_keys = 2 * 2 * tokens * d * d;
+    let blocks = if config.shared_core { 1 } else { config.max_loops };
+    let cross = attention(d, state, tokens) - one_block_keys;
     let block = attention(d, state + actions, state + actions) + cross + mlp(state, d, hidden, d);
     let gate = 2 * 2 * d;
-    let core = memory_keys + k * loops * (block + gate);
-    let head = 2 * k * shape.targets * d * p * config.quantiles.len();
-    encoder + action + core + head
+    let head_per_patch = 2 * shape.targets * d * p * config.quantiles.len();
+    // Without deferred decoding, every patch after the first decodes the previous one and
+    // re-encodes the history (and re-projects the memory's keys).
+    let reencodings = if config.deferred_decoding { 0 } else { k.saturating_sub(1) };
+    let history = (1 + reencodings) * (encoder + blocks * one_block_keys);
+    history + action + k * loops * (block + gate) + (k + reencodings) * head_per_patch
 }
 
 #[cfg(test)]
@@ -71,5 +75,9 @@ mod tests {
         assert!(eight > one);
         let longer = forecast_flops(&config, RequestShape { context: 1024, ..shape }, 1);
         assert!(longer > one);
+        let unshared = ModelConfig { shared_core: false, ..config.clone() };
+        assert!(forecast_flops(&unshared, shape, 8) > eight, "every block projects the memory");
+        let reencoding = ModelConfig { deferred_decoding: false, ..config };
+        assert!(forecast_flops(&reencoding, shape, 1) > 3 * one, "four encodings instead of one");
     }
 }

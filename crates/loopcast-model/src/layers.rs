@@ -130,9 +130,9 @@ impl CoreBlock {
 
     /// The cross-attention's keys and values of `memory` `[B, M, d]`, computed once per
     /// rollout rather than once per loop (they are most of a loop's work otherwise).
-    pub(crate) fn memory_keys(&self, memory: Tensor<3>) -> MemoryKeys {
+    pub(crate) fn memory_keys(&self, memory: Tensor<3>) -> BlockKeys {
         let attention = &self.cross_attention;
-        MemoryKeys {
+        BlockKeys {
             key: heads(attention.key.forward(memory.clone()), attention.n_heads),
             value: heads(attention.value.forward(memory), attention.n_heads),
         }
@@ -140,7 +140,7 @@ impl CoreBlock {
 
     /// `state` `[B, S, d]`, `actions` `[B, A, d]` → update `[B, S, d]`: self-attention over
     /// state and action tokens, cross-attention from the state to the memory, an MLP.
-    pub(crate) fn forward(&self, state: Tensor<3>, actions: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
+    pub(crate) fn forward(&self, state: Tensor<3>, actions: Tensor<3>, memory: &BlockKeys) -> Tensor<3> {
         let [b, s, d] = state.dims();
         let z = self.norm_state.forward(state);
         let tokens = Tensor::cat(vec![z.clone(), self.norm_action.forward(actions)], 1);
@@ -153,7 +153,7 @@ impl CoreBlock {
 
     /// Multi-head cross-attention from `query` `[B, S, d]` to precomputed memory keys
     /// (burn's `MultiHeadAttention` with its key and value projections hoisted out).
-    fn read(&self, query: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
+    fn read(&self, query: Tensor<3>, memory: &BlockKeys) -> Tensor<3> {
         let attention = &self.cross_attention;
         let [b, s, d] = query.dims();
         let query = heads(attention.query.forward(query), attention.n_heads);
@@ -163,17 +163,30 @@ impl CoreBlock {
     }
 }
 
-/// Memory keys and values per head, `[B, heads, M, d/heads]` each.
+/// One block's memory keys and values per head, `[B, heads, M, d/heads]` each.
 #[derive(Debug, Clone)]
-pub struct MemoryKeys {
+pub(crate) struct BlockKeys {
     key: Tensor<4>,
     value: Tensor<4>,
+}
+
+impl BlockKeys {
+    fn repeat(&self, copies: usize) -> Self {
+        Self { key: self.key.clone().repeat_dim(0, copies), value: self.value.clone().repeat_dim(0, copies) }
+    }
+}
+
+/// The memory as every core block reads it: each block's cross-attention keys and values
+/// (one block when the core is shared).
+#[derive(Debug, Clone)]
+pub struct MemoryKeys {
+    pub(crate) blocks: Vec<BlockKeys>,
 }
 
 impl MemoryKeys {
     /// The same keys for every window repeated `copies` times, scenario-major.
     pub fn repeat(&self, copies: usize) -> Self {
-        Self { key: self.key.clone().repeat_dim(0, copies), value: self.value.clone().repeat_dim(0, copies) }
+        Self { blocks: self.blocks.iter().map(|keys| keys.repeat(copies)).collect() }
     }
 }
 

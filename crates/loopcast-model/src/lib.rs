@@ -27,6 +27,8 @@ mod network;
 mod retention;
 
 pub use batch::{MissingActions, ModelBatch};
+/// The device a model runs on (burn's; carries its backend).
+pub use burn::tensor::Device;
 pub use config::ModelConfig;
 pub use cost::{RequestShape, forecast_flops};
 pub use device::DeviceKind;

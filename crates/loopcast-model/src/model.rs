@@ -56,6 +56,40 @@ impl Forecast {
     }
 }
 
+impl Forecast {
+    /// Consecutive windows split off into forecasts of `sizes` windows each (the answers
+    /// to the requests a batcher ran together). `sizes` must add up to `batch`.
+    pub fn split(&self, sizes: &[usize]) -> Vec<Forecast> {
+        let per_window = self.targets * self.steps * self.levels.len();
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&size| {
+                let part = Forecast {
+                    batch: size,
+                    values: self.values[start * per_window..(start + size) * per_window].to_vec(),
+                    loops: self.loops[start..start + size].to_vec(),
+                    ..self.clone_header()
+                };
+                start += size;
+                part
+            })
+            .collect()
+    }
+
+    fn clone_header(&self) -> Forecast {
+        Forecast {
+            batch: 0,
+            targets: self.targets,
+            steps: self.steps,
+            levels: self.levels.clone(),
+            values: Vec::new(),
+            loops: Vec::new(),
+            missing_actions: self.missing_actions,
+        }
+    }
+}
+
 /// The looped world model with its configuration, on one device.
 #[derive(Debug)]
 pub struct LoopedWorldModel {
@@ -186,12 +220,7 @@ impl LoopedWorldModel {
         let k = plans.len();
         let memory = self.network.memory_keys(encoded.memory).repeat(k);
         let scenarios = inputs.scenarios(&planned);
-        let rollout = self.network.rollout(
-            encoded.state.repeat_dim(0, k),
-            &memory,
-            self.network.actions(&scenarios),
-            control,
-        );
+        let rollout = self.network.rollout(&scenarios, encoded.state.repeat_dim(0, k), memory, control);
         let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
         let scaled = self.network.decode(states, inputs.targets);
         let [_, t, steps, q] = scaled.dims();
@@ -278,17 +307,30 @@ impl LoopedWorldModel {
             serde_json::from_str(config_text).map_err(|e| fail(config_path, e.to_string()))?;
         config.validate().map_err(|e| fail(config_path, e.to_string()))?;
         let mut network = Network::new(&config, device);
-        let result = network.load_from(&mut store).map_err(|e| fail(weights_path, format!("{e:?}")))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
+        let result = network.load_from(&mut store).map_err(|e| {
+            fail(weights_path, format!("does not match the config: {}", shorten(format!("{e:?}"))))
+        })?;
+        // Weights the config has no place for are as wrong as missing ones: they belong to
+        // another architecture (say, the retention of a model loaded as one without).
+        if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+            let missing: Vec<&String> = result.missing.iter().map(|(path, _)| path).collect();
             return Err(fail(
                 weights_path,
-                format!(
-                    "does not match the config: missing {:?}, errors {:?}",
-                    result.missing, result.errors
-                ),
+                shorten(format!(
+                    "does not match the config: missing {missing:?}, unused {:?}, errors {:?}",
+                    result.unused, result.errors
+                )),
             ));
         }
         Ok(Self::from_network(network, config, device))
+    }
+}
+
+/// The first 240 characters of `text` (a store's error lists every tensor it missed).
+fn shorten(text: String) -> String {
+    match text.char_indices().nth(240) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 

@@ -53,8 +53,9 @@ pub struct Inputs {
 impl Inputs {
     /// Moves `batch` to `device`: keeps the last `max_context_patches` patches of context,
     /// pads both ends to whole patches, and scales every channel by the mean and standard
-    /// deviation of its observed context (with a floor), so values of any magnitude meet
-    /// the network at unit scale.
+    /// deviation of its observed context (with a floor relative to the level: small for
+    /// targets, larger for actions and covariates), so values of any magnitude meet the
+    /// network at unit scale.
     pub fn new(batch: &ModelBatch, config: &ModelConfig, device: &Device) -> Self {
         let p = config.patch_len;
         let (b, c) = (batch.batch(), batch.roles().len());
@@ -81,7 +82,13 @@ impl Inputs {
         let location = (context.clone() * context_mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0);
         let centred = (context.clone() - location.clone()) * context_mask.clone();
         let variance = centred.clone().powf_scalar(2.0).sum_dim(2) / count.clone().clamp_min(1.0);
-        let floor = location.clone().abs().add_scalar(1.0).mul_scalar(config.scale_floor);
+        let floors: Vec<f32> = batch
+            .roles()
+            .iter()
+            .map(|r| (if *r == Role::Target { config.scale_floor } else { config.input_floor() }) as f32)
+            .collect();
+        let floors = Tensor::<3>::from_data(TensorData::new(floors, [1, c, 1]), device);
+        let floor = location.clone().abs().add_scalar(1.0) * floors;
         let scale = (variance + floor.clone() * floor).sqrt();
         let empty = count.lower_elem(0.5).float();
         let scale = scale * empty.clone().neg().add_scalar(1.0) + empty;
@@ -123,6 +130,31 @@ impl Inputs {
             targets: self.targets,
             horizon: self.horizon,
             patch_len: self.patch_len,
+        }
+    }
+
+    /// The history moved forward by the decoded patches `predicted` (`[B, T, P]` each,
+    /// scaled): their values take the targets' place and the plan's known values the
+    /// other channels', and as many of the oldest patches drop out, so the context keeps
+    /// its length. The scaling stays that of the original history.
+    fn advanced(&self, predicted: &[Tensor<3>]) -> Self {
+        let [b, c, l] = self.context.dims();
+        let (t, shift) = (self.targets, predicted.len() * self.patch_len);
+        let device = self.context.device();
+        let (mut values, mut known) =
+            (vec![Tensor::cat(predicted.to_vec(), 2)], vec![Tensor::ones([b, t, shift], &device)]);
+        if c > t {
+            values.push(self.future.clone().slice([0..b, t..c, 0..shift]));
+            known.push(self.future_mask.clone().slice([0..b, t..c, 0..shift]));
+        }
+        let (values, known) = (Tensor::cat(values, 1), Tensor::cat(known, 1));
+        let keep = |past: &Tensor<3>, next: Tensor<3>| {
+            Tensor::cat(vec![past.clone(), next], 2).slice([0..b, 0..c, shift..shift + l])
+        };
+        Self {
+            context: keep(&self.context, values),
+            context_mask: keep(&self.context_mask, known),
+            ..self.clone()
         }
     }
 
@@ -222,7 +254,14 @@ pub struct Network {
     state_init: Linear,
     global_init: Linear,
     core: CoreBlock,
-    retention: Retention,
+    /// The blocks of loops 2, 3, … when the core is unshared (empty when shared).
+    unshared_cores: Vec<CoreBlock>,
+    /// The retention update (absent without the constraint: `x ← x + u`).
+    retention: Option<Retention>,
+    /// Whether the rollout stays latent (`false`: decode and re-encode every patch).
+    deferred_decoding: bool,
+    /// Index of the quantile level nearest 0.5 (what re-encoding feeds back).
+    median: usize,
     gate: Linear,
     head_norm: LayerNorm,
     head: Linear,
@@ -251,7 +290,14 @@ impl Network {
             state_init: LinearConfig::new(2 * d, d).init(device),
             global_init: LinearConfig::new(d, d).init(device),
             core: CoreBlock::new(d, config.heads, hidden, device),
-            retention: Retention::new(d, device),
+            unshared_cores: if config.shared_core {
+                Vec::new()
+            } else {
+                (1..config.max_loops).map(|_| CoreBlock::new(d, config.heads, hidden, device)).collect()
+            },
+            retention: config.retention.then(|| Retention::new(d, device)),
+            deferred_decoding: config.deferred_decoding,
+            median: config.median_level(),
             gate: LinearConfig::new(2 * d, 1).init(device),
             head_norm: LayerNormConfig::new(d).init(device),
             head: LinearConfig::new(d, config.patch_len * config.quantiles.len()).init(device),
@@ -333,15 +379,44 @@ impl Network {
         tokens + roles + positions
     }
 
-    /// The memory's cross-attention keys and values, computed once and read by every loop.
+    /// The memory's cross-attention keys and values, computed once and read by every loop
+    /// (once per block when the core is unshared).
     pub fn memory_keys(&self, memory: Tensor<3>) -> MemoryKeys {
-        self.core.memory_keys(memory)
+        let blocks = std::iter::once(&self.core).chain(&self.unshared_cores);
+        MemoryKeys { blocks: blocks.map(|block| block.memory_keys(memory.clone())).collect() }
     }
 
-    /// One loop: the shared block's update, then retention.
-    pub fn step(&self, state: Tensor<3>, actions: Tensor<3>, memory: &MemoryKeys) -> Tensor<3> {
-        let update = self.core.forward(state.clone(), actions, memory);
-        self.retention.apply(state, update)
+    /// Loop `round` (0-based) of a patch: the block's update, then retention. The shared
+    /// block runs every round; an unshared core runs its own block per round.
+    pub fn step(&self, state: Tensor<3>, actions: Tensor<3>, memory: &MemoryKeys, round: usize) -> Tensor<3> {
+        let index = round.min(self.unshared_cores.len());
+        let block = if index == 0 { &self.core } else { &self.unshared_cores[index - 1] };
+        let update = block.forward(state.clone(), actions, &memory.blocks[index]);
+        match &self.retention {
+            Some(retention) => retention.apply(state, update),
+            None => state + update,
+        }
+    }
+
+    /// Where the rollout of patch `patch` starts when decoding is not deferred: the
+    /// previous patch's median is decoded and appended to the history (`predicted` keeps
+    /// every decoded patch), and the advanced history is encoded afresh. `None` for the
+    /// first patch and whenever decoding is deferred (the state carries on in latent space).
+    fn reencode(
+        &self,
+        inputs: &Inputs,
+        patch: usize,
+        state: &Tensor<3>,
+        predicted: &mut Vec<Tensor<3>>,
+    ) -> Option<(Tensor<3>, MemoryKeys)> {
+        if self.deferred_decoding || patch == 0 {
+            return None;
+        }
+        let quantiles = self.decode(vec![state.clone().detach()], inputs.targets);
+        let [b, t, p, _] = quantiles.dims();
+        predicted.push(quantiles.slice([0..b, 0..t, 0..p, self.median..self.median + 1]).reshape([b, t, p]));
+        let encoded = self.encode(&inputs.advanced(predicted));
+        Some((encoded.state, self.memory_keys(encoded.memory)))
     }
 
     /// Exit probability `[B, 1]` from the new state and its change.
@@ -351,29 +426,34 @@ impl Network {
         sigmoid(self.gate.forward(features))
     }
 
-    /// Rolls the state forward over every future patch in latent space, looping the
-    /// shared block per patch until each window's gate says its state has settled.
-    /// Windows exit independently; a settled window's state is frozen while the others
-    /// loop on.
+    /// Rolls the state forward over every future patch of `inputs` in latent space,
+    /// looping the shared block per patch until each window's gate says its state has
+    /// settled. Windows exit independently; a settled window's state is frozen while the
+    /// others loop on.
     /// `state` is the initial state `[B, T + 1, d]` and `memory` the keys of its windows.
     pub fn rollout(
         &self,
+        inputs: &Inputs,
         state: Tensor<3>,
-        memory: &MemoryKeys,
-        actions: Tensor<4>,
+        memory: MemoryKeys,
         control: LoopControl,
     ) -> Rollout {
+        let actions = self.actions(inputs);
         let [b, a, k, d] = actions.dims();
-        let mut state = state;
+        let (mut state, mut memory) = (state, memory);
         let mut states = Vec::with_capacity(k);
+        let mut predicted = Vec::new();
         let mut loops = vec![Vec::with_capacity(k); b];
         let device = state.device();
         for patch in 0..k {
+            if let Some((fresh, keys)) = self.reencode(inputs, patch, &state, &mut predicted) {
+                (state, memory) = (fresh, keys);
+            }
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
             let mut done = vec![false; b];
             let mut used = vec![0u32; b];
             for round in 1..=control.max_loops {
-                let next = self.step(state.clone(), action.clone(), memory);
+                let next = self.step(state.clone(), action.clone(), &memory, round - 1);
                 for (u, finished) in used.iter_mut().zip(&done) {
                     *u += u32::from(!finished);
                 }
@@ -415,19 +495,24 @@ impl Network {
     /// every loop without reopening the cut graph.
     pub fn rollout_fixed(
         &self,
+        inputs: &Inputs,
         state: Tensor<3>,
-        memory: &MemoryKeys,
-        actions: Tensor<4>,
+        memory: MemoryKeys,
         loops: usize,
         grad_loops: usize,
     ) -> Trace {
+        let actions = self.actions(inputs);
         let [b, a, k, d] = actions.dims();
         let first_tracked = loops.saturating_sub(grad_loops.max(1));
-        let mut state = state;
+        let (mut state, mut memory) = (state, memory);
         let mut states = Vec::with_capacity(k);
+        let mut predicted = Vec::new();
         let mut loop_states = Vec::with_capacity(k);
         let (mut gates, mut changes) = (Vec::with_capacity(k), Vec::with_capacity(k));
         for patch in 0..k {
+            if let Some((fresh, keys)) = self.reencode(inputs, patch, &state, &mut predicted) {
+                (state, memory) = (fresh, keys);
+            }
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
             let (mut gate, mut change, mut detached) =
                 (Vec::with_capacity(loops), Vec::with_capacity(loops), Vec::with_capacity(loops));
@@ -439,7 +524,7 @@ impl Network {
                     // chain across patches (and the state's initialisation) keeps learning.
                     state = start.clone() + (state - start.clone()).detach();
                 }
-                let next = self.step(state.clone(), action.clone(), memory);
+                let next = self.step(state.clone(), action.clone(), &memory, round);
                 let (new, old) = if round < first_tracked {
                     (next.clone().detach(), state.detach())
                 } else {

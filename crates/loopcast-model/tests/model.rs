@@ -130,8 +130,8 @@ fn reported_loops_are_the_loops_run() {
         let mut states = Vec::new();
         for (patch, loops) in forecast.loops[0].iter().enumerate() {
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
-            for _ in 0..*loops {
-                state = network.step(state, action.clone(), &memory);
+            for round in 0..*loops as usize {
+                state = network.step(state, action.clone(), &memory, round);
             }
             states.push(state.clone());
         }
@@ -212,8 +212,8 @@ fn latent_rollouts_stay_bounded_over_a_thousand_steps() {
     let mut state = encoded.state.clone();
     let mut largest = 0f32;
     for _ in 0..1000 {
-        for _ in 0..config.max_loops {
-            state = network.step(state, action.clone(), &memory);
+        for round in 0..config.max_loops {
+            state = network.step(state, action.clone(), &memory, round);
         }
         let values = state.clone().into_data().try_to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
@@ -248,17 +248,41 @@ impl ModuleVisitor for GradientCheck<'_> {
     }
 }
 
+/// The ablation variants of docs/MODEL.md: unshared stack, no retention, no deferred
+/// decoding.
+fn variants() -> [(&'static str, ModelConfig); 3] {
+    [
+        ("unshared", ModelConfig { shared_core: false, ..config() }),
+        ("no retention", ModelConfig { retention: false, ..config() }),
+        ("re-encoding", ModelConfig { deferred_decoding: false, ..config() }),
+    ]
+}
+
 #[test]
 fn a_training_step_reaches_every_parameter() {
+    assert_training_reaches_every_parameter(config(), 3, 2);
+}
+
+/// Every variant trains every weight it has when gradients flow through every loop (an
+/// unshared block only learns in the loops it runs with gradients).
+#[test]
+fn every_variant_trains_every_parameter() {
+    for (name, config) in variants() {
+        eprintln!("variant {name}");
+        let loops = config.max_loops;
+        assert_training_reaches_every_parameter(config, loops, loops);
+    }
+}
+
+fn assert_training_reaches_every_parameter(config: ModelConfig, loops: usize, grad_loops: usize) {
     let device = Device::flex().autodiff();
-    let config = config();
     let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
     let network = model.network();
     let loss_of = |input: &ModelBatch| {
         let inputs = Inputs::new(input, &config, &device);
         let encoded = network.encode(&inputs);
         let memory = network.memory_keys(encoded.memory);
-        let trace = network.rollout_fixed(encoded.state, &memory, network.actions(&inputs), 3, 2);
+        let trace = network.rollout_fixed(&inputs, encoded.state, memory, loops, grad_loops);
         let quantiles = network.decode(trace.states, inputs.targets);
         let [b, t, steps, q] = quantiles.dims();
         let truth = inputs.context.clone().slice([0..b, 0..t, 0..steps]).reshape([b, t, steps, 1]);
@@ -290,6 +314,64 @@ fn a_training_step_reaches_every_parameter() {
     network.visit(&mut check);
     assert!(check.checked > 40, "visited {} parameters", check.checked);
     assert!(check.missing.is_empty(), "{:#?}", check.missing);
+}
+
+#[test]
+fn variants_forecast_save_and_load() {
+    let device = Device::flex();
+    let input = batch(2, 48, 24, 50.0, 31);
+    let shared = LoopedWorldModel::new(config(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, config) in variants() {
+        let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
+        let forecast = model.forecast(&input, &ForecastOptions::default()).unwrap();
+        assert_monotone(&forecast);
+        let path = dir.path().join(name);
+        model.save(&path).unwrap();
+        let loaded = LoopedWorldModel::load(&path, &device).unwrap();
+        assert_eq!(loaded.config(), &config, "{name}");
+        assert_eq!(loaded.forecast(&input, &ForecastOptions::default()).unwrap(), forecast, "{name}");
+        // A shared model's weights do not fit a variant with other blocks.
+        if name != "re-encoding" {
+            shared.save(dir.path().join("shared")).unwrap();
+            let text = serde_json::to_string(&config).unwrap();
+            std::fs::write(dir.path().join("shared/config.json"), text).unwrap();
+            let err = LoopedWorldModel::load(dir.path().join("shared"), &device).unwrap_err();
+            assert!(err.to_string().contains("does not match"), "{name}: {err}");
+        }
+    }
+    let blocks =
+        |config: &ModelConfig| LoopedWorldModel::new(config.clone(), &device).unwrap().parameter_count();
+    let [(_, unshared), (_, unconstrained), (_, reencoding)] = variants();
+    assert!(blocks(&unshared) > blocks(&config()) + 4 * 32 * 32 * (unshared.max_loops - 1));
+    assert_eq!(blocks(&unconstrained), blocks(&config()) - 3 * 32, "no retention parameters");
+    assert_eq!(blocks(&reencoding), blocks(&config()));
+}
+
+/// Without deferred decoding, the first patch is the deferred model's (nothing has been
+/// decoded yet) and every later one differs (it starts from a re-encoded history).
+#[test]
+fn reencoding_changes_only_the_patches_after_the_first() {
+    let device = Device::flex();
+    let deferred = LoopedWorldModel::new(config(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    deferred.save(dir.path()).unwrap();
+    let config = ModelConfig { deferred_decoding: false, ..config() };
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    let reencoding = LoopedWorldModel::load(dir.path(), &device).unwrap();
+    let input = batch(1, 48, 24, 50.0, 41);
+    let options = ForecastOptions { exit_threshold: Some(2.0), ..ForecastOptions::default() };
+    let (a, b) =
+        (deferred.forecast(&input, &options).unwrap(), reencoding.forecast(&input, &options).unwrap());
+    let p = config.patch_len;
+    for h in 0..a.steps {
+        let (x, y) = (a.value(0, 0, h, 6), b.value(0, 0, h, 6));
+        if h < p {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "step {h}: {x} vs {y}");
+        } else {
+            assert!((x - y).abs() > 1e-6, "step {h} was not re-encoded: {x}");
+        }
+    }
 }
 
 #[test]
@@ -343,4 +425,41 @@ fn decoding_only_the_asked_patches_matches_the_full_forecast() {
             }
         }
     }
+}
+
+/// Windows batched together forecast as they do alone (what a serving batcher relies on):
+/// each window exits the loop on its own gate.
+#[test]
+fn batched_windows_forecast_as_they_do_alone() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let (a, b) = (batch(1, 48, 24, 5.0, 51), batch(2, 48, 24, 500.0, 52));
+    let both = ModelBatch::concat(&[&a, &b]).unwrap();
+    let together = model.forecast(&both, &ForecastOptions::default()).unwrap().split(&[1, 2]);
+    for (alone, part) in [(&a, &together[0]), (&b, &together[1])] {
+        let alone = model.forecast(alone, &ForecastOptions::default()).unwrap();
+        assert_eq!((alone.batch, &alone.loops), (part.batch, &part.loops));
+        for (x, y) in alone.values.iter().zip(&part.values) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} alone, {y} batched");
+        }
+    }
+}
+
+/// An action flat over the whole context (replicas held at 4) and planned at 8 reaches
+/// the network a few units away, not hundreds: its scale has a floor relative to its
+/// level. A flat target keeps the small floor.
+#[test]
+fn a_flat_action_meets_the_network_at_a_sane_scale() {
+    let device = Device::flex();
+    let config = config();
+    let input = batch(1, 48, 16, 10.0, 61); // the action is 4 throughout the context, 8 later
+    let inputs = Inputs::new(&input, &config, &device);
+    let future = inputs.future.clone().into_data().try_to_vec::<f32>().unwrap();
+    let scaled_action = future[2 * 16 + 15];
+    let expected = (8.0 - 4.0) / (config.input_floor() * 5.0);
+    assert!((scaled_action - expected as f32).abs() < 1e-3, "{scaled_action} vs {expected}");
+    let old = ModelConfig { input_scale_floor: None, ..config };
+    let inputs = Inputs::new(&input, &old, &device);
+    let future = inputs.future.into_data().try_to_vec::<f32>().unwrap();
+    assert!(future[2 * 16 + 15] > 500.0, "checkpoints without the field keep the old scaling");
 }

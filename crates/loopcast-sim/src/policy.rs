@@ -84,13 +84,15 @@ pub enum Variant {
     Base,
     /// Freeze the replica count at its value just before the split.
     Hold,
-    /// Multiply the base plan's replicas by a factor from 0.4 to 2.5.
+    /// Multiply the base plan's replicas by a factor from 0.4 to 0.8 or 1.25 to 2.5 (at
+    /// least one replica either way).
     Scale,
     /// Set the replica count to a new level from a random step on.
     Step,
     /// Deploy at a random step.
     Deploy,
-    /// Move part of the traffic away or onto the service from a random step on.
+    /// Move part of the traffic away (weight 0.3–0.8) or onto the service (1.25–1.8)
+    /// from a random step on.
     TrafficShift,
     /// Impose a rate limit around the current demand from a random step on.
     RateLimit,
@@ -105,9 +107,15 @@ const DEPARTURES: [Variant; 6] = [
     Variant::RateLimit,
 ];
 
+/// Draws of a departure before one that changes nothing is accepted.
+const DEPARTURE_DRAWS: usize = 8;
+
 /// `k` candidate plans that follow `base` before step `split` and depart from it after:
 /// the first is `base` itself, the others a random [`Variant`] each, drawn from the
-/// world's seed. Returns the plans and their kinds.
+/// world's seed. A departure always changes the plan somewhere after `split` (a draw that
+/// would change nothing — holding a count the base never changes, scaling one replica by
+/// 1.2 — is drawn again), and it starts in the first half of the future, so its effect
+/// has time to show. Returns the plans and their kinds.
 pub fn future_variants(
     world: &World,
     base: &ActionPlan,
@@ -121,10 +129,22 @@ pub fn future_variants(
     out.push((Variant::Base, base.clone()));
     for i in 1..k {
         let mut rng = stream_at(world.seed(), "policy/variant", i as u64);
-        let kind = DEPARTURES[rng.random_range(0..DEPARTURES.len())];
-        out.push((kind, depart(world, base, split, kind, &mut rng)));
+        let mut departure = (Variant::Base, base.clone());
+        for _ in 0..DEPARTURE_DRAWS {
+            let kind = DEPARTURES[rng.random_range(0..DEPARTURES.len())];
+            departure = (kind, depart(world, base, split, kind, &mut rng));
+            if base.first_difference(&departure.1).is_some() {
+                break;
+            }
+        }
+        out.push(departure);
     }
     out
+}
+
+/// A factor away from 1 by at least a quarter: from `low..0.8` or `1.25..high`.
+fn away_from_one(rng: &mut ChaCha8Rng, low: f64, high: f64) -> f64 {
+    if rng.random::<bool>() { rng.random_range(low..0.8) } else { rng.random_range(1.25..high) }
 }
 
 fn depart(world: &World, base: &ActionPlan, split: usize, kind: Variant, rng: &mut ChaCha8Rng) -> ActionPlan {
@@ -133,24 +153,30 @@ fn depart(world: &World, base: &ActionPlan, split: usize, kind: Variant, rng: &m
     if split >= n {
         return plan;
     }
-    let from = rng.random_range(split..n);
+    let from = rng.random_range(split..split + (n - split).div_ceil(2));
     let max = max_replicas(world);
     let before = base.replicas[split.saturating_sub(1)];
     match kind {
         Variant::Base => {}
         Variant::Hold => plan.replicas[split..].fill(before),
         Variant::Scale => {
-            let factor: f64 = (rng.random_range(0.4f64.ln()..2.5f64.ln())).exp();
+            // At least one replica up or down, whatever the rounding.
+            let factor = away_from_one(rng, 0.4, 2.5);
             for r in &mut plan.replicas[split..] {
-                *r = ((f64::from(*r) * factor).round() as u32).clamp(1, max);
+                let scaled = (f64::from(*r) * factor).round() as u32;
+                let moved = if factor > 1.0 { scaled.max(*r + 1) } else { scaled.min(r.saturating_sub(1)) };
+                *r = moved.clamp(1, max);
             }
         }
         Variant::Step => {
-            let level = rng.random_range(1..=(2 * before).clamp(2, max));
+            let mut level = rng.random_range(1..=(2 * before).clamp(2, max));
+            if level == before {
+                level = if before < max { before + 1 } else { before - 1 };
+            }
             plan.replicas[from..].fill(level);
         }
         Variant::Deploy => plan.deploy[from] = true,
-        Variant::TrafficShift => plan.traffic_weight[from..].fill(rng.random_range(0.3..1.8)),
+        Variant::TrafficShift => plan.traffic_weight[from..].fill(away_from_one(rng, 0.3, 1.8)),
         Variant::RateLimit => {
             let limit = world.demand_rps()[from] * rng.random_range(0.5..1.1);
             plan.rate_limit_rps[from..].fill(Some(limit));

@@ -53,6 +53,17 @@ proptest! {
         }
     }
 
+    /// Every departing plan changes the base plan somewhere after the split.
+    #[test]
+    fn departures_always_change_the_plan(seed in 0u64..10_000, split in 1usize..DAY_5M - 1, k in 2usize..6) {
+        let world = world(seed, DAY_5M);
+        let base = history_plan(&world);
+        for (kind, plan) in future_variants(&world, &base, split, k).into_iter().skip(1) {
+            let first = base.first_difference(&plan);
+            prop_assert!(first.is_some_and(|step| step >= split), "{:?} at {:?}", kind, first);
+        }
+    }
+
     /// Every step: arrived = served + shed + change in backlog.
     #[test]
     fn requests_are_conserved_every_step(seed in 0u64..10_000, replicas in 1u32..6) {

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use loopcast_core::toml_error_line;
 use loopcast_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +114,10 @@ pub struct LossConfig {
     /// The gate's target is 1 once further loops lower the pinball loss by less than
     /// this share.
     pub gate_tolerance: f64,
+    /// Twin effects: on SRE pairs (one history, two plans), the predicted median
+    /// difference between the twins against the true difference (L1, scaled units).
+    #[serde(default)]
+    pub twin: f64,
 }
 
 /// The windows a run trains on: generated on the fly from seeds.
@@ -157,11 +162,7 @@ impl TrainConfig {
         let path = path.as_ref();
         let fail = |message: String| TrainError::Config { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let mut config: Self = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
-            let message = e.message().trim().replace('\n', " ");
-            fail(line.map_or(message.clone(), |line| format!("line {line}: {message}")))
-        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| fail(toml_error_line(&text, &e)))?;
         if let Some(model) = &config.model.path {
             let model = path.parent().unwrap_or(Path::new(".")).join(model);
             let config_of_model = ModelConfig::from_toml_file(&model)
@@ -221,6 +222,7 @@ impl TrainConfig {
             ("loss.consistency", l.consistency),
             ("loss.contraction", l.contraction),
             ("loss.gate", l.gate),
+            ("loss.twin", l.twin),
             ("optimizer.weight_decay", o.weight_decay),
             ("loops.poisson_lambda", self.loops.poisson_lambda),
         ] {

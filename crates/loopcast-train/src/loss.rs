@@ -3,11 +3,11 @@
 //! weighted by the config and reported on its own.
 
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use loopcast_model::{Inputs, ModelBatch, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::data::StepBatch;
+use crate::data::{Source, StepBatch};
 use crate::{TrainConfig, TrainError};
 
 /// The value of every loss term of one step (unweighted) and their weighted total.
@@ -25,6 +25,35 @@ pub struct LossValues {
     pub contraction: f64,
     /// Exit-gate binary cross-entropy.
     pub gate: f64,
+    /// Mean absolute error of the predicted twin difference (median of the departing
+    /// twin minus median of the base twin) against the true one, scaled units; 0 on
+    /// batches without twins.
+    #[serde(default)]
+    pub twin: f64,
+}
+
+impl LossValues {
+    /// Adds every term of `other` (for averages over steps).
+    pub fn accumulate(&mut self, other: &Self) {
+        self.total += other.total;
+        self.pinball += other.pinball;
+        self.consistency += other.consistency;
+        self.contraction += other.contraction;
+        self.gate += other.gate;
+        self.twin += other.twin;
+    }
+
+    /// Every term divided by `n`.
+    pub fn divided(&self, n: f64) -> Self {
+        Self {
+            total: self.total / n,
+            pinball: self.pinball / n,
+            consistency: self.consistency / n,
+            contraction: self.contraction / n,
+            gate: self.gate / n,
+            twin: self.twin / n,
+        }
+    }
 }
 
 /// The loss of one step on `device` (an autodiff device when training) and its terms.
@@ -41,13 +70,8 @@ pub fn step_loss(
     let q = model.quantiles.len();
     let encoded = network.encode(&inputs);
     let memory = network.memory_keys(encoded.memory.clone());
-    let trace = network.rollout_fixed(
-        encoded.state.clone(),
-        &memory,
-        network.actions(&inputs),
-        step.loops,
-        config.loops.grad_loops,
-    );
+    let trace =
+        network.rollout_fixed(&inputs, encoded.state.clone(), memory, step.loops, config.loops.grad_loops);
     let k = trace.states.len();
     let r = step.loops;
     let levels = Tensor::<1>::from_data(
@@ -57,20 +81,29 @@ pub fn step_loss(
     let truth = inputs.future.clone().slice([0..b, 0..t, 0..k * p]);
     let mask = inputs.future_mask.clone().slice([0..b, 0..t, 0..k * p]);
     let observed = mask.clone().sum().clamp_min(1.0);
+    let zero = || Tensor::<1>::zeros([1], device);
 
     let quantiles = network.decode(trace.states.clone(), t);
-    let per_cell =
-        pinball(truth.clone().reshape([b, t, k * p, 1]), quantiles, levels.clone().reshape([1, 1, 1, q]))
-            .mean_dim(3)
-            .reshape([b, t, k * p]);
+    let per_cell = pinball(
+        truth.clone().reshape([b, t, k * p, 1]),
+        quantiles.clone(),
+        levels.clone().reshape([1, 1, 1, q]),
+    )
+    .mean_dim(3)
+    .reshape([b, t, k * p]);
     // Each series' loss is divided by the mean |truth| of its horizon (at least 1, in
     // scaled units): a channel flat in its context and busy in its future (an error rate
     // at zero, then a burst) would otherwise outweigh every other series by orders of
     // magnitude.
-    let size = (truth.clone().abs() * mask.clone()).sum_dim(2) / mask.clone().sum_dim(2).clamp_min(1.0);
-    let pinball_loss = (per_cell * mask.clone() / size.clamp_min(1.0)).sum() / observed;
+    let size = ((truth.clone().abs() * mask.clone()).sum_dim(2) / mask.clone().sum_dim(2).clamp_min(1.0))
+        .clamp_min(1.0);
+    let pinball_loss = (per_cell * mask.clone() / size.clone()).sum() / observed;
+    let twin = if weights.twin > 0.0 && step.source == Source::Sre {
+        twin_loss(&quantiles, &truth, &mask, &size, model.median_level())
+    } else {
+        zero()
+    };
 
-    let zero = || Tensor::<1>::zeros([1], device);
     let consistency = if weights.consistency > 0.0 {
         let target = network.encode(&Inputs::new(
             &shifted(&step.batch, (step.consistency_patch + 1) * p)?,
@@ -112,7 +145,8 @@ pub fn step_loss(
     let total = pinball_loss.clone() * weights.pinball
         + consistency.clone() * weights.consistency
         + contraction.clone() * weights.contraction
-        + gate.clone() * weights.gate;
+        + gate.clone() * weights.gate
+        + twin.clone() * weights.twin;
     let scalar = |x: &Tensor<1>| -> Result<f64, TrainError> {
         let values =
             x.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
@@ -124,8 +158,37 @@ pub fn step_loss(
         consistency: scalar(&consistency)?,
         contraction: scalar(&contraction)?,
         gate: scalar(&gate)?,
+        twin: scalar(&twin)?,
     };
     Ok((total, values))
+}
+
+/// The twin loss: rows `2i` (base plan) and `2i + 1` (departing plan) share a history
+/// and its scaling, so the difference of their medians is the predicted effect of the
+/// departure and the difference of their truths the true one (in scaled units, noise
+/// shared). Mean absolute error over the cells both twins observe, each pair divided by
+/// the larger of its twins' `size` (`[B, T, 1]`, as the pinball loss is).
+fn twin_loss(
+    quantiles: &Tensor<4>,
+    truth: &Tensor<3>,
+    mask: &Tensor<3>,
+    size: &Tensor<3>,
+    median: usize,
+) -> Tensor<1> {
+    let [b, t, steps, _] = quantiles.dims();
+    let device = quantiles.device();
+    let rows = |first: i64| {
+        let ids: Vec<i64> = (0..(b / 2) as i64).map(|i| 2 * i + first).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(ids, [b / 2]), &device)
+    };
+    let (base, departing) = (rows(0), rows(1));
+    let point = quantiles.clone().slice([0..b, 0..t, 0..steps, median..median + 1]).reshape([b, t, steps]);
+    let difference =
+        |x: &Tensor<3>| x.clone().select(0, departing.clone()) - x.clone().select(0, base.clone());
+    let both = mask.clone().select(0, base.clone()) * mask.clone().select(0, departing.clone());
+    let size = size.clone().select(0, base.clone()).max_pair(size.clone().select(0, departing.clone()));
+    let error = (difference(&point) - difference(truth)).abs() * both.clone() / size;
+    error.sum() / both.sum().clamp_min(1.0)
 }
 
 /// Each token standardised over its features (zero mean, unit variance): the consistency

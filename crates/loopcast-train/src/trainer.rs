@@ -168,8 +168,14 @@ pub fn train(
         window.add(&values, norm, batch.loops, batch.source);
         progress.set_position(step);
         progress.set_message(format!(
-            "loss {:.4} (pinball {:.4} consistency {:.3} contraction {:.3} gate {:.3}) R={}",
-            values.total, values.pinball, values.consistency, values.contraction, values.gate, batch.loops
+            "loss {:.4} (pinball {:.4} twin {:.4} consistency {:.3} contraction {:.3} gate {:.3}) R={}",
+            values.total,
+            values.pinball,
+            values.twin,
+            values.consistency,
+            values.contraction,
+            values.gate,
+            batch.loops
         ));
         let validate_now = step % config.validation.every == 0 || step == config.steps;
         if step % config.log_every == 0 || validate_now {
@@ -242,11 +248,7 @@ struct Window {
 impl Window {
     fn add(&mut self, values: &LossValues, norm: f64, loops: usize, source: Source) {
         self.steps += 1;
-        self.loss.total += values.total;
-        self.loss.pinball += values.pinball;
-        self.loss.consistency += values.consistency;
-        self.loss.contraction += values.contraction;
-        self.loss.gate += values.gate;
+        self.loss.accumulate(values);
         self.grad_norm += norm;
         self.loops += loops as f64;
         self.sre += f64::from(u8::from(source == Source::Sre));
@@ -260,17 +262,10 @@ impl Window {
         validation: Option<ValidationReport>,
     ) -> LogLine {
         let n = self.steps.max(1) as f64;
-        let l = &self.loss;
         LogLine {
             step,
             learning_rate,
-            loss: LossValues {
-                total: l.total / n,
-                pinball: l.pinball / n,
-                consistency: l.consistency / n,
-                contraction: l.contraction / n,
-                gate: l.gate / n,
-            },
+            loss: self.loss.divided(n),
             grad_norm: self.grad_norm / n,
             loops: self.loops / n,
             sre_share: self.sre / n,

@@ -45,6 +45,7 @@ contraction = 0.1
 contraction_ratio = 0.9
 gate = 0.05
 gate_tolerance = 0.01
+twin = 0.5
 [data]
 sre_share = 0.5
 contexts = [32, 64]

@@ -1,5 +1,7 @@
 //! Runs the built `loopcast` binary.
 
+#![allow(dead_code)] // each test binary uses its own subset
+
 use std::process::{Command, Output};
 
 /// Runs `loopcast ARGS` and returns its status and output.

@@ -1,0 +1,269 @@
+//! Request and response bodies of the HTTP API (JSON; their schemas are in
+//! `schemas/openapi.json`, generated from these types).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a channel is to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelRole {
+    /// A channel to forecast (CPU, latency, request rate, …).
+    Target,
+    /// A controllable input, known in the future because it is chosen (replicas, traffic
+    /// weight, deploy flag, rate limit).
+    Action,
+    /// An exogenous input (hour of week, planned events), known in the future or not.
+    Covariate,
+}
+
+/// One channel of a series: its history and, for actions and covariates, its planned
+/// future.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelInput {
+    /// Channel name, unique within the series (e.g. `latency_p95_ms`, `replicas`).
+    pub name: String,
+    /// Role of the channel.
+    pub role: ChannelRole,
+    /// History, one value per timestamp; `null` marks a missing value.
+    pub values: Vec<Option<f64>>,
+    /// Known future values of an action or covariate, from the first forecast step on
+    /// (at most `horizon`; `null` or absent cells are unknown). Not allowed on targets.
+    #[serde(default)]
+    pub future: Option<Vec<Option<f64>>>,
+}
+
+/// One series: a regular time grid given by `timestamps`, or by `start` and `frequency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesInput {
+    /// Series identifier, echoed in the answer (default `series-<index>`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Timestamps of the history (RFC 3339), strictly increasing on a regular grid.
+    #[serde(default)]
+    pub timestamps: Option<Vec<DateTime<Utc>>>,
+    /// First timestamp of the history, with `frequency`, instead of `timestamps`.
+    #[serde(default)]
+    pub start: Option<DateTime<Utc>>,
+    /// Grid step (`1m`, `5m`, `1h`, `1d`, …); inferred from `timestamps` when absent.
+    #[serde(default)]
+    pub frequency: Option<String>,
+    /// Channels: at least one target; every `values` array as long as the history.
+    pub channels: Vec<ChannelInput>,
+}
+
+/// What becomes of future action cells a request leaves unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingActionsInput {
+    /// The last known value holds ("keep doing what we do").
+    #[default]
+    HoldLast,
+    /// The cells stay unknown and the model forecasts without them.
+    Unknown,
+}
+
+/// How much the model may compute per future patch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeOptions {
+    /// Fewest loops of the shared block per patch (default: the model's).
+    #[serde(default)]
+    pub min_loops: Option<usize>,
+    /// Most loops per patch (default: the model's).
+    #[serde(default)]
+    pub max_loops: Option<usize>,
+    /// Exit once the gate reaches this (default: the model's); `0` stops at `min_loops`,
+    /// above `1` always runs `max_loops`.
+    #[serde(default)]
+    pub exit_threshold: Option<f64>,
+}
+
+/// `POST /v1/forecast`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastRequest {
+    /// Series to forecast (each with its own history and channels).
+    pub series: Vec<SeriesInput>,
+    /// Steps to forecast.
+    pub horizon: usize,
+    /// Quantile levels to return, strictly increasing, within the model's range
+    /// (default: the model's levels).
+    #[serde(default)]
+    pub quantiles: Option<Vec<f64>>,
+    /// Loop limits and exit threshold.
+    #[serde(default)]
+    pub compute: ComputeOptions,
+    /// Unknown future action cells.
+    #[serde(default)]
+    pub missing_actions: MissingActionsInput,
+}
+
+/// A named action plan of a what-if: future values per action or covariate channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInput {
+    /// Plan name, unique within the request.
+    pub name: String,
+    /// Future values per channel name, from the first forecast step on (at most
+    /// `horizon`; `null` or absent cells fall back to the series' own `future`, then to
+    /// `missing_actions`).
+    pub actions: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+/// `POST /v1/whatif`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfRequest {
+    /// Series whose histories are encoded once for all plans.
+    pub series: Vec<SeriesInput>,
+    /// Steps to forecast.
+    pub horizon: usize,
+    /// Candidate plans, applied to every series.
+    pub plans: Vec<PlanInput>,
+    /// The plan others are compared with (default: the first).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// Quantile levels to return (default: the model's levels).
+    #[serde(default)]
+    pub quantiles: Option<Vec<f64>>,
+    /// Loop limits and exit threshold.
+    #[serde(default)]
+    pub compute: ComputeOptions,
+    /// Unknown future action cells.
+    #[serde(default)]
+    pub missing_actions: MissingActionsInput,
+}
+
+/// One quantile level's trajectory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuantileTrajectory {
+    /// Quantile level in (0, 1).
+    pub level: f64,
+    /// One value per forecast step.
+    pub values: Vec<f64>,
+}
+
+/// The forecast of one target channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChannelForecast {
+    /// Channel name.
+    pub name: String,
+    /// Mean per step (the average of the model's quantile function).
+    pub mean: Vec<f64>,
+    /// One trajectory per requested level, in increasing level.
+    pub quantiles: Vec<QuantileTrajectory>,
+}
+
+/// The forecast of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesForecast {
+    /// Series identifier.
+    pub id: String,
+    /// Timestamps of the forecast steps.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// One forecast per target channel, in request order.
+    pub channels: Vec<ChannelForecast>,
+    /// Loops of the shared block used at each step (one count per patch of steps).
+    pub loops: Vec<u32>,
+}
+
+/// `POST /v1/forecast` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastResponse {
+    /// Model that answered.
+    pub model: String,
+    /// Quantile levels of every trajectory.
+    pub quantiles: Vec<f64>,
+    /// What became of unknown future action cells.
+    pub missing_actions: MissingActionsInput,
+    /// One forecast per series, in request order.
+    pub series: Vec<SeriesForecast>,
+}
+
+/// One plan's outcome for one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanForecast {
+    /// Plan name.
+    pub plan: String,
+    /// Forecast per target channel.
+    pub channels: Vec<ChannelForecast>,
+    /// This plan minus the baseline per target channel: the mean's difference, and each
+    /// quantile's difference (the twins share every exogenous draw, so quantiles are
+    /// paired level by level). All zero for the baseline itself.
+    pub difference: Vec<ChannelForecast>,
+    /// Loops used at each step.
+    pub loops: Vec<u32>,
+}
+
+/// The what-if of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesWhatIf {
+    /// Series identifier.
+    pub id: String,
+    /// Timestamps of the forecast steps.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// One outcome per plan, in request order.
+    pub plans: Vec<PlanForecast>,
+}
+
+/// `POST /v1/whatif` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhatIfResponse {
+    /// Model that answered.
+    pub model: String,
+    /// The plan differences are taken against.
+    pub baseline: String,
+    /// Quantile levels of every trajectory.
+    pub quantiles: Vec<f64>,
+    /// What became of unknown future action cells.
+    pub missing_actions: MissingActionsInput,
+    /// One what-if per series, in request order.
+    pub series: Vec<SeriesWhatIf>,
+}
+
+/// A model the service can answer with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelInfo {
+    /// Name (`loopcast-small` for the shipped model, else the directory's name).
+    pub name: String,
+    /// Whether requests use it by default.
+    pub default: bool,
+    /// Learned parameters.
+    pub parameters: usize,
+    /// Device it runs on.
+    pub device: String,
+    /// Quantile levels of its head.
+    pub quantiles: Vec<f64>,
+    /// Steps per patch.
+    pub patch_len: usize,
+    /// History steps it reads (longer histories keep their last steps).
+    pub max_context: usize,
+    /// Longest horizon, steps.
+    pub max_horizon: usize,
+    /// Default loops per patch: fewest and most.
+    pub min_loops: usize,
+    /// Most loops per patch by default.
+    pub max_loops: usize,
+    /// Default exit threshold of the gate.
+    pub exit_threshold: f64,
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelsResponse {
+    /// Models served.
+    pub models: Vec<ModelInfo>,
+}
+
+/// `GET /health` and `GET /ready` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// `ok`, or why not.
+    pub status: String,
+}

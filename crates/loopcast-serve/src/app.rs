@@ -1,0 +1,487 @@
+//! The HTTP application: routes, handlers, the JSON extractor that names bad fields,
+//! bearer-token auth, per-route metrics and the OpenAPI document.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use loopcast_model::{Forecast, LoopedWorldModel};
+use serde::de::DeserializeOwned;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::api::{
+    ForecastRequest, ForecastResponse, ModelInfo, ModelsResponse, PlanForecast, SeriesForecast, SeriesWhatIf,
+    Status, WhatIfRequest, WhatIfResponse,
+};
+use crate::batcher::{BatchError, Batcher, Plan, WorkItem};
+use crate::config::ServeConfig;
+use crate::metrics;
+use crate::prepare::{
+    Bounds, Prepared, channel_forecasts, difference, loops_per_step, own_future, prepare, work_items,
+};
+use crate::problem::Problem;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    batcher: Batcher,
+    bounds: Bounds,
+    model: ModelInfo,
+    api_key: Option<String>,
+    timeout: Duration,
+    queue_capacity: usize,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Starts the model worker for `model` (named `name`) under `config`.
+    pub fn new(config: &ServeConfig, model: LoopedWorldModel, name: String) -> Self {
+        let model_config = model.config().clone();
+        let info = ModelInfo {
+            name,
+            default: true,
+            parameters: model.parameter_count(),
+            device: config.device.clone(),
+            quantiles: model_config.quantiles.clone(),
+            patch_len: model_config.patch_len,
+            max_context: model_config.max_context_patches * model_config.patch_len,
+            max_horizon: model_config.max_horizon_patches * model_config.patch_len,
+            min_loops: model_config.min_loops,
+            max_loops: model_config.max_loops,
+            exit_threshold: model_config.exit_threshold,
+        };
+        let bounds = Bounds::new(&model_config, &config.limits);
+        let batcher = Batcher::start(model, config.batching.clone());
+        Self {
+            inner: Arc::new(Inner {
+                batcher,
+                bounds,
+                model: info,
+                api_key: config.api_key.clone(),
+                timeout: Duration::from_millis(config.limits.request_timeout_ms),
+                queue_capacity: config.batching.queue_capacity,
+                max_body_bytes: config.limits.max_body_bytes,
+            }),
+        }
+    }
+
+    /// Whether the model worker is taking work.
+    pub fn is_ready(&self) -> bool {
+        self.inner.batcher.is_ready()
+    }
+
+    /// Queues `items` and waits for every answer until the request's deadline.
+    async fn run(&self, items: Vec<WorkItem>, deadline: Instant) -> Result<Vec<Vec<Forecast>>, Problem> {
+        let inner = &self.inner;
+        let tickets = inner.batcher.submit(items).map_err(|e| self.problem(e))?;
+        let answers = async {
+            let mut answers = Vec::with_capacity(tickets.len());
+            for ticket in tickets {
+                answers.push(ticket.answer().await.map_err(|e| self.problem(e))?);
+            }
+            Ok(answers)
+        };
+        tokio::time::timeout_at(deadline.into(), answers)
+            .await
+            .unwrap_or_else(|_| Err(Problem::deadline(inner.timeout.as_millis() as u64)))
+    }
+
+    fn problem(&self, error: BatchError) -> Problem {
+        match error {
+            BatchError::Overloaded => Problem::overloaded(self.inner.queue_capacity),
+            BatchError::Stopped => Problem::unavailable("the model worker has stopped"),
+            BatchError::DeadlinePassed => Problem::deadline(self.inner.timeout.as_millis() as u64),
+            BatchError::Model(message) => Problem::internal(message),
+        }
+    }
+}
+
+/// The router of every endpoint, with auth (all but `/health`), metrics, tracing,
+/// compression and the body limit.
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.inner.max_body_bytes;
+    Router::new()
+        .route("/v1/forecast", post(forecast))
+        .route("/v1/whatif", post(whatif))
+        .route("/v1/models", get(models))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorise))
+        .route("/health", get(health))
+        .fallback(|| async { Problem::not_found("no such route; see /openapi.json") })
+        .layer(middleware::from_fn(record))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON body whose errors name the field: 400 for broken JSON, 422 for a value of the
+/// wrong type or shape, 413 past the body limit, 415 for another media type.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let media = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(Problem::unsupported_media(if media.is_empty() { "nothing" } else { media }));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::too_large(state.inner.max_body_bytes)
+            } else {
+                Problem::malformed(rejection.body_text())
+            }
+        })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body; the error names the path of the field at fault.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                Problem::invalid(if path == "." { "body".to_string() } else { path }, inner.to_string())
+            }
+            _ => Problem::malformed(format!("not valid JSON: {inner}")),
+        }
+    })?;
+    deserializer.end().map_err(|e| Problem::malformed(format!("not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+async fn authorise(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = &state.inner.api_key else {
+        return next.run(request).await;
+    };
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Problem::unauthorized("this service needs `Authorization: Bearer <key>`").into_response();
+    };
+    let token = given.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    if !same(token.as_bytes(), key.as_bytes()) {
+        return Problem::unauthorized("the bearer token is not the service's key").into_response();
+    }
+    next.run(request).await
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn record(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics::request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// Forecast every target channel of every series.
+#[utoipa::path(
+    post,
+    path = "/v1/forecast",
+    request_body = ForecastRequest,
+    responses(
+        (status = 200, description = "Quantile trajectories per series and target channel", body = ForecastResponse),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Queue full (see Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Deadline passed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+async fn forecast(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ForecastRequest>,
+) -> Result<Json<ForecastResponse>, Problem> {
+    let deadline = Instant::now() + state.inner.timeout;
+    let bounds = &state.inner.bounds;
+    let prepared = prepare(
+        &request.series,
+        request.horizon,
+        request.quantiles.as_deref(),
+        &request.compute,
+        request.missing_actions,
+        bounds,
+    )?;
+    let (groups, items) = work_items(&prepared, |i| own_future(&prepared.series[i]), deadline)?;
+    let answers = state.run(items, deadline).await?;
+    let mut series: Vec<Option<SeriesForecast>> = vec![None; prepared.series.len()];
+    for (group, forecasts) in groups.iter().zip(&answers) {
+        for (window, &i) in group.iter().enumerate() {
+            let input = &prepared.series[i];
+            series[i] = Some(SeriesForecast {
+                id: input.id.clone(),
+                timestamps: input.future_timestamps.clone(),
+                channels: channel_forecasts(
+                    &forecasts[0],
+                    window,
+                    &input.targets,
+                    &prepared.levels,
+                    prepared.horizon,
+                ),
+                loops: loops_per_step(&forecasts[0], window, bounds.patch_len, prepared.horizon),
+            });
+        }
+    }
+    Ok(Json(ForecastResponse {
+        model: state.inner.model.name.clone(),
+        quantiles: prepared.levels.clone(),
+        missing_actions: request.missing_actions,
+        series: series.into_iter().map(|s| s.expect("every series is in one group")).collect(),
+    }))
+}
+
+/// Roll K action plans out from one encoding of each history.
+#[utoipa::path(
+    post,
+    path = "/v1/whatif",
+    request_body = WhatIfRequest,
+    responses(
+        (status = 200, description = "One trajectory per plan and series, with its difference from the baseline", body = WhatIfResponse),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Queue full (see Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Deadline passed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+async fn whatif(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<WhatIfRequest>,
+) -> Result<Json<WhatIfResponse>, Problem> {
+    let deadline = Instant::now() + state.inner.timeout;
+    let bounds = &state.inner.bounds;
+    let prepared = prepare(
+        &request.series,
+        request.horizon,
+        request.quantiles.as_deref(),
+        &request.compute,
+        request.missing_actions,
+        bounds,
+    )?;
+    let baseline = check_plans(&request, bounds.limits.max_scenarios)?;
+    let plans = prepared
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, _)| plan_arrays(&request, &prepared, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (groups, items) = work_items(&prepared, |i| plans[i].clone(), deadline)?;
+    let answers = state.run(items, deadline).await?;
+    let mut series: Vec<Option<SeriesWhatIf>> = vec![None; prepared.series.len()];
+    for (group, forecasts) in groups.iter().zip(&answers) {
+        for (window, &i) in group.iter().enumerate() {
+            let input = &prepared.series[i];
+            let outcome = |k: usize| {
+                channel_forecasts(&forecasts[k], window, &input.targets, &prepared.levels, prepared.horizon)
+            };
+            let base = outcome(baseline);
+            let plans = request
+                .plans
+                .iter()
+                .enumerate()
+                .map(|(k, plan)| {
+                    let channels = outcome(k);
+                    PlanForecast {
+                        plan: plan.name.clone(),
+                        difference: difference(&channels, &base),
+                        channels,
+                        loops: loops_per_step(&forecasts[k], window, bounds.patch_len, prepared.horizon),
+                    }
+                })
+                .collect();
+            series[i] = Some(SeriesWhatIf {
+                id: input.id.clone(),
+                timestamps: input.future_timestamps.clone(),
+                plans,
+            });
+        }
+    }
+    Ok(Json(WhatIfResponse {
+        model: state.inner.model.name.clone(),
+        baseline: request.plans[baseline].name.clone(),
+        quantiles: prepared.levels.clone(),
+        missing_actions: request.missing_actions,
+        series: series.into_iter().map(|s| s.expect("every series is in one group")).collect(),
+    }))
+}
+
+/// Checks the plans' count and names; returns the baseline's index.
+fn check_plans(request: &WhatIfRequest, max_scenarios: usize) -> Result<usize, Problem> {
+    let plans = &request.plans;
+    if plans.is_empty() || plans.len() > max_scenarios {
+        return Err(Problem::invalid(
+            "plans",
+            format!("1 to {max_scenarios} plans (limits.max_scenarios), got {}", plans.len()),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (k, plan) in plans.iter().enumerate() {
+        if !names.insert(plan.name.as_str()) {
+            return Err(Problem::invalid(
+                format!("plans[{k}].name"),
+                format!("plan `{}` appears twice", plan.name),
+            ));
+        }
+    }
+    match &request.baseline {
+        None => Ok(0),
+        Some(name) => plans
+            .iter()
+            .position(|p| &p.name == name)
+            .ok_or_else(|| Problem::invalid("baseline", format!("no plan is named `{name}`"))),
+    }
+}
+
+/// Series `i`'s future under every plan: its own known future, overridden by each
+/// plan's values for the channels it names.
+fn plan_arrays(request: &WhatIfRequest, prepared: &Prepared, i: usize) -> Result<Vec<Plan>, Problem> {
+    let series = &prepared.series[i];
+    let horizon = prepared.horizon;
+    let own = own_future(series).remove(0);
+    request
+        .plans
+        .iter()
+        .enumerate()
+        .map(|(k, plan)| {
+            let (mut values, mut known) = own.clone();
+            for (name, planned) in &plan.actions {
+                let field = format!("plans[{k}].actions.{name}");
+                let Some(position) = series.inputs.iter().position(|n| n == name) else {
+                    let detail = if series.targets.contains(name) {
+                        format!("`{name}` is a target of series[{i}]; plans set actions and covariates")
+                    } else {
+                        format!("series[{i}] has no action or covariate channel `{name}`")
+                    };
+                    return Err(Problem::invalid(field, detail));
+                };
+                if planned.len() > horizon {
+                    return Err(Problem::invalid(
+                        field,
+                        format!("{} values, more than the horizon of {horizon}", planned.len()),
+                    ));
+                }
+                let row = (series.targets.len() + position) * horizon;
+                for (t, value) in planned.iter().enumerate() {
+                    if let Some(v) = value {
+                        let narrow = *v as f32;
+                        if !narrow.is_finite() {
+                            return Err(Problem::invalid(
+                                format!("{field}[{t}]"),
+                                format!("{v} is out of range"),
+                            ));
+                        }
+                        values[row + t] = narrow;
+                        known[row + t] = true;
+                    }
+                }
+            }
+            Ok((values, known))
+        })
+        .collect()
+}
+
+/// The models this service answers with.
+#[utoipa::path(get, path = "/v1/models", responses((status = 200, body = ModelsResponse)), security(("bearer" = [])))]
+async fn models(State(state): State<AppState>) -> Json<ModelsResponse> {
+    Json(ModelsResponse { models: vec![state.inner.model.clone()] })
+}
+
+/// Liveness: the process answers (no auth).
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Status)))]
+async fn health() -> Json<Status> {
+    Json(Status { status: "ok".into() })
+}
+
+/// Readiness: the model is loaded and its worker takes work.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "Still warming up, or stopped", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+async fn ready(State(state): State<AppState>) -> Result<Json<Status>, Problem> {
+    if state.is_ready() {
+        Ok(Json(Status { status: "ready".into() }))
+    } else {
+        Err(Problem::unavailable("the model is still warming up"))
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")), security(("bearer" = [])))]
+async fn metrics_text() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::handle().render())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document")), security(("bearer" = [])))]
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+/// The OpenAPI document of the service, pretty-printed (what `schemas/openapi.json` holds).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the document serialises") + "\n"
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "loopcast", description = "Forecasts, counterfactual what-ifs and capacity plans for operations telemetry."),
+    paths(forecast, whatif, models, health, ready, metrics_text, openapi),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
