@@ -22,7 +22,7 @@ use crate::api::{
     ForecastRequest, ForecastResponse, ModelInfo, ModelsResponse, PlanForecast, SeriesForecast, SeriesWhatIf,
     Status, WhatIfRequest, WhatIfResponse,
 };
-use crate::batcher::{BatchError, Batcher, Plan, WorkItem};
+use crate::batcher::{BatchError, Batcher, Plan};
 use crate::config::ServeConfig;
 use crate::metrics;
 use crate::prepare::{
@@ -84,9 +84,22 @@ impl AppState {
         self.inner.batcher.is_ready()
     }
 
-    /// Queues `items` and waits for every answer until the request's deadline.
-    async fn run(&self, items: Vec<WorkItem>, deadline: Instant) -> Result<Vec<Vec<Forecast>>, Problem> {
+    /// Runs `prepared` with `plans(i)` as series `i`'s plans: groups the series into work
+    /// items, queues them, and waits for every answer until the request's deadline.
+    async fn run(
+        &self,
+        prepared: &Prepared,
+        plans: impl Fn(usize) -> Vec<Plan>,
+        deadline: Instant,
+    ) -> Result<Answers, Problem> {
         let inner = &self.inner;
+        let (groups, items) = work_items(prepared, plans, deadline)?;
+        let mut places = vec![(0, 0); prepared.series.len()];
+        for (item, group) in groups.iter().enumerate() {
+            for (window, &series) in group.iter().enumerate() {
+                places[series] = (item, window);
+            }
+        }
         let tickets = inner.batcher.submit(items).map_err(|e| self.problem(e))?;
         let answers = async {
             let mut answers = Vec::with_capacity(tickets.len());
@@ -95,9 +108,10 @@ impl AppState {
             }
             Ok(answers)
         };
-        tokio::time::timeout_at(deadline.into(), answers)
+        let items = tokio::time::timeout_at(deadline.into(), answers)
             .await
-            .unwrap_or_else(|_| Err(Problem::deadline(inner.timeout.as_millis() as u64)))
+            .unwrap_or_else(|_| Err(Problem::deadline(inner.timeout.as_millis() as u64)))?;
+        Ok(Answers { items, places })
     }
 
     fn problem(&self, error: BatchError) -> Problem {
@@ -107,6 +121,22 @@ impl AppState {
             BatchError::DeadlinePassed => Problem::deadline(self.inner.timeout.as_millis() as u64),
             BatchError::Model(message) => Problem::internal(message),
         }
+    }
+}
+
+/// The model's answers to one request, found by series.
+struct Answers {
+    /// Per work item, its forecasts (one per plan).
+    items: Vec<Vec<Forecast>>,
+    /// Per series, its work item and its window in that item.
+    places: Vec<(usize, usize)>,
+}
+
+impl Answers {
+    /// Series `i`'s forecasts (one per plan) and its window in them.
+    fn of(&self, i: usize) -> (&[Forecast], usize) {
+        let (item, window) = self.places[i];
+        (&self.items[item], window)
     }
 }
 
@@ -238,13 +268,14 @@ async fn forecast(
         request.missing_actions,
         bounds,
     )?;
-    let (groups, items) = work_items(&prepared, |i| own_future(&prepared.series[i]), deadline)?;
-    let answers = state.run(items, deadline).await?;
-    let mut series: Vec<Option<SeriesForecast>> = vec![None; prepared.series.len()];
-    for (group, forecasts) in groups.iter().zip(&answers) {
-        for (window, &i) in group.iter().enumerate() {
-            let input = &prepared.series[i];
-            series[i] = Some(SeriesForecast {
+    let answers = state.run(&prepared, |i| own_future(&prepared.series[i]), deadline).await?;
+    let series = prepared
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let (forecasts, window) = answers.of(i);
+            SeriesForecast {
                 id: input.id.clone(),
                 timestamps: input.future_timestamps.clone(),
                 channels: channel_forecasts(
@@ -255,14 +286,14 @@ async fn forecast(
                     prepared.horizon,
                 ),
                 loops: loops_per_step(&forecasts[0], window, bounds.patch_len, prepared.horizon),
-            });
-        }
-    }
+            }
+        })
+        .collect();
     Ok(Json(ForecastResponse {
         model: state.inner.model.name.clone(),
         quantiles: prepared.levels.clone(),
         missing_actions: request.missing_actions,
-        series: series.into_iter().map(|s| s.expect("every series is in one group")).collect(),
+        series,
     }))
 }
 
@@ -297,18 +328,16 @@ async fn whatif(
         bounds,
     )?;
     let baseline = check_plans(&request, bounds.limits.max_scenarios)?;
-    let plans = prepared
+    let plans = (0..prepared.series.len())
+        .map(|i| plan_arrays(&request, &prepared, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = state.run(&prepared, |i| plans[i].clone(), deadline).await?;
+    let series = prepared
         .series
         .iter()
         .enumerate()
-        .map(|(i, _)| plan_arrays(&request, &prepared, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (groups, items) = work_items(&prepared, |i| plans[i].clone(), deadline)?;
-    let answers = state.run(items, deadline).await?;
-    let mut series: Vec<Option<SeriesWhatIf>> = vec![None; prepared.series.len()];
-    for (group, forecasts) in groups.iter().zip(&answers) {
-        for (window, &i) in group.iter().enumerate() {
-            let input = &prepared.series[i];
+        .map(|(i, input)| {
+            let (forecasts, window) = answers.of(i);
             let outcome = |k: usize| {
                 channel_forecasts(&forecasts[k], window, &input.targets, &prepared.levels, prepared.horizon)
             };
@@ -327,19 +356,15 @@ async fn whatif(
                     }
                 })
                 .collect();
-            series[i] = Some(SeriesWhatIf {
-                id: input.id.clone(),
-                timestamps: input.future_timestamps.clone(),
-                plans,
-            });
-        }
-    }
+            SeriesWhatIf { id: input.id.clone(), timestamps: input.future_timestamps.clone(), plans }
+        })
+        .collect();
     Ok(Json(WhatIfResponse {
         model: state.inner.model.name.clone(),
         baseline: request.plans[baseline].name.clone(),
         quantiles: prepared.levels.clone(),
         missing_actions: request.missing_actions,
-        series: series.into_iter().map(|s| s.expect("every series is in one group")).collect(),
+        series,
     }))
 }
 

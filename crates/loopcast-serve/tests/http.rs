@@ -14,6 +14,17 @@ fn config() -> ServeConfig {
     ServeConfig::default()
 }
 
+/// Replaces the first series' `start` by 64 explicit 5-minute timestamps, edited by
+/// `edit` first.
+fn with_timestamps(body: &mut Value, edit: &dyn Fn(&mut Vec<String>)) {
+    let series = &mut body["series"][0];
+    series.as_object_mut().unwrap().remove("start");
+    let mut stamps: Vec<String> =
+        (0..64).map(|t| format!("2026-11-01T{:02}:{:02}:00Z", t * 5 / 60, t * 5 % 60)).collect();
+    edit(&mut stamps);
+    series["timestamps"] = json!(stamps);
+}
+
 /// The value at `level` index `q` of channel `t`, step `h`, from a served series.
 fn served(series: &Value, t: usize, q: usize, h: usize) -> f64 {
     series["channels"][t]["quantiles"][q]["values"][h].as_f64().unwrap()
@@ -217,12 +228,9 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
         (
             "duplicate timestamps",
             with(&|b| {
-                let s = &mut b["series"][0];
-                s.as_object_mut().unwrap().remove("start");
-                let mut stamps: Vec<String> =
-                    (0..64).map(|t| format!("2026-11-01T{:02}:{:02}:00Z", t * 5 / 60, t * 5 % 60)).collect();
-                stamps[10] = stamps[9].clone();
-                s["timestamps"] = json!(stamps);
+                with_timestamps(b, &|stamps| {
+                    stamps[10] = stamps[9].clone();
+                })
             }),
             422,
             "series[0].timestamps[10]",
@@ -230,12 +238,9 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
         (
             "unsorted timestamps",
             with(&|b| {
-                let s = &mut b["series"][0];
-                s.as_object_mut().unwrap().remove("start");
-                let mut stamps: Vec<String> =
-                    (0..64).map(|t| format!("2026-11-01T{:02}:{:02}:00Z", t * 5 / 60, t * 5 % 60)).collect();
-                stamps.swap(20, 21);
-                s["timestamps"] = json!(stamps);
+                with_timestamps(b, &|stamps| {
+                    stamps.swap(20, 21);
+                })
             }),
             422,
             "series[0].timestamps[21]",
@@ -243,12 +248,9 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
         (
             "off-grid timestamp",
             with(&|b| {
-                let s = &mut b["series"][0];
-                s.as_object_mut().unwrap().remove("start");
-                let mut stamps: Vec<String> =
-                    (0..64).map(|t| format!("2026-11-01T{:02}:{:02}:00Z", t * 5 / 60, t * 5 % 60)).collect();
-                stamps[30] = "2026-11-01T02:31:00Z".into();
-                s["timestamps"] = json!(stamps);
+                with_timestamps(b, &|stamps| {
+                    stamps[30] = "2026-11-01T02:31:00Z".into();
+                })
             }),
             422,
             "series[0].timestamps[30]",
