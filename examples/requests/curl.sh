@@ -19,6 +19,8 @@ echo '# POST /v1/forecast: two services, 48 steps of 5 min, three quantiles'
 curl -fsS "${auth[@]}" "${json[@]}" -d @forecast.json "$url/v1/forecast" | head -c 600; echo ' …'
 echo '# POST /v1/whatif: hold, scale in, scale out; differences against "hold"'
 curl -fsS "${auth[@]}" "${json[@]}" -d @whatif.json "$url/v1/whatif" | head -c 600; echo ' …'
+echo '# POST /v1/plan: the cheapest replica schedule (changes every 80 min) keeping p95 latency q0.9 <= 250 ms'
+curl -fsS "${auth[@]}" "${json[@]}" -d @plan.json "$url/v1/plan" | head -c 600; echo ' …'
 echo '# A bad request: the problem names the field'
 curl -sS "${auth[@]}" "${json[@]}" -d '{"series": [], "horizon": 0}' "$url/v1/forecast"; echo
 echo '# GET /metrics (Prometheus)'

@@ -140,6 +140,141 @@ pub struct WhatIfRequest {
     pub missing_actions: MissingActionsInput,
 }
 
+/// One controllable channel of a plan search: the levels it may take, how often it may
+/// change, and what a unit costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpace {
+    /// An `action` channel of the series (e.g. `replicas`).
+    pub channel: String,
+    /// Lowest level (e.g. 2 replicas).
+    pub min: f64,
+    /// Highest level (e.g. 40 replicas).
+    pub max: f64,
+    /// Distance between levels (default 1: whole replicas).
+    #[serde(default = "one")]
+    pub step: f64,
+    /// The level may change only every this many steps, from the first forecast step on
+    /// (default: the horizon, one level throughout).
+    #[serde(default)]
+    pub change_every: Option<usize>,
+    /// Cost of one unit for one step (e.g. a replica's price per 5 minutes).
+    pub cost_per_unit: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The service-level bound a plan must keep at every forecast step: the `quantile` of
+/// `channel` at most `max` (or at least `min`; exactly one of the two).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConstraint {
+    /// A target channel of the series (e.g. `latency_p95_ms`).
+    pub channel: String,
+    /// Confidence level: the quantile of the forecast that must keep the bound (e.g. 0.9).
+    pub quantile: f64,
+    /// Upper bound (e.g. 250 ms).
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Lower bound (e.g. a throughput floor).
+    #[serde(default)]
+    pub min: Option<f64>,
+}
+
+/// `POST /v1/plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// The series to plan for: its history, and the known future of channels the search
+    /// does not set.
+    pub series: SeriesInput,
+    /// Steps to plan.
+    pub horizon: usize,
+    /// The channels the search sets, each with its range, step, change interval and cost.
+    pub actions: Vec<ActionSpace>,
+    /// The bound every step must keep.
+    pub constraint: PlanConstraint,
+    /// Most schedules to evaluate (default and cap: `limits.max_plan_candidates`).
+    #[serde(default)]
+    pub max_candidates: Option<usize>,
+    /// Quantile levels of the returned trajectories (default: the model's levels).
+    #[serde(default)]
+    pub quantiles: Option<Vec<f64>>,
+    /// Loop limits and exit threshold.
+    #[serde(default)]
+    pub compute: ComputeOptions,
+    /// Unknown future cells of actions the search does not set.
+    #[serde(default)]
+    pub missing_actions: MissingActionsInput,
+}
+
+/// One evaluated schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanCandidate {
+    /// The level of each searched channel at each forecast step.
+    pub actions: BTreeMap<String, Vec<f64>>,
+    /// Total cost over the horizon (Σ steps × levels × `cost_per_unit`).
+    pub cost: f64,
+    /// The constrained quantile at its worst over the horizon (its highest value under a
+    /// `max`, its lowest under a `min`).
+    pub worst: f64,
+    /// Risk: the highest probability, over the steps, that the channel breaks the bound
+    /// (read off the forecast's quantile function; clamped to the model's level range).
+    pub breach_probability: f64,
+    /// Whether the constrained quantile keeps the bound at every step.
+    pub meets: bool,
+}
+
+/// A schedule with its forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlannedOutcome {
+    /// The schedule, its cost and risk.
+    pub candidate: PlanCandidate,
+    /// Forecast per target channel under the schedule.
+    pub channels: Vec<ChannelForecast>,
+    /// Loops used at each step.
+    pub loops: Vec<u32>,
+}
+
+/// How much searching a plan took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchSummary {
+    /// Schedules evaluated.
+    pub candidates: usize,
+    /// Batched what-ifs run (a grid, then refinement rounds).
+    pub rounds: usize,
+}
+
+/// `POST /v1/plan` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlanResponse {
+    /// Model that answered.
+    pub model: String,
+    /// Series identifier.
+    pub id: String,
+    /// Timestamps of the forecast steps.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// Quantile levels of every trajectory.
+    pub quantiles: Vec<f64>,
+    /// Whether some schedule keeps the bound.
+    pub feasible: bool,
+    /// The answer in one sentence.
+    pub detail: String,
+    /// The cheapest schedule found that keeps the bound (absent when none does).
+    pub plan: Option<PlannedOutcome>,
+    /// When no schedule keeps the bound: the least risky one evaluated.
+    pub closest: Option<PlannedOutcome>,
+    /// Cost/risk Pareto frontier of every schedule evaluated, cheapest first: each is
+    /// less risky than every cheaper one.
+    pub frontier: Vec<PlanCandidate>,
+    /// Search effort.
+    pub search: SearchSummary,
+    /// What became of unknown future cells of the other actions.
+    pub missing_actions: MissingActionsInput,
+}
+
 /// One quantile level's trajectory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QuantileTrajectory {

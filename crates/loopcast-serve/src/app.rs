@@ -19,8 +19,8 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::api::{
-    ForecastRequest, ForecastResponse, ModelInfo, ModelsResponse, PlanForecast, SeriesForecast, SeriesWhatIf,
-    Status, WhatIfRequest, WhatIfResponse,
+    ForecastRequest, ForecastResponse, ModelInfo, ModelsResponse, PlanForecast, PlanRequest, PlanResponse,
+    SeriesForecast, SeriesWhatIf, Status, WhatIfRequest, WhatIfResponse,
 };
 use crate::batcher::{BatchError, Batcher, Plan};
 use crate::config::ServeConfig;
@@ -84,9 +84,24 @@ impl AppState {
         self.inner.batcher.is_ready()
     }
 
+    /// Every request's time budget.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// What the model and the limits allow a request.
+    pub(crate) fn bounds(&self) -> &Bounds {
+        &self.inner.bounds
+    }
+
+    /// The served model's name.
+    pub(crate) fn model_name(&self) -> &str {
+        &self.inner.model.name
+    }
+
     /// Runs `prepared` with `plans(i)` as series `i`'s plans: groups the series into work
     /// items, queues them, and waits for every answer until the request's deadline.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         prepared: &Prepared,
         plans: impl Fn(usize) -> Vec<Plan>,
@@ -124,8 +139,111 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Forecasts every target channel of every series, as `POST /v1/forecast` does.
+    pub async fn forecast(&self, request: ForecastRequest) -> Result<ForecastResponse, Problem> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let bounds = &self.inner.bounds;
+        let prepared = prepare(
+            &request.series,
+            request.horizon,
+            request.quantiles.as_deref(),
+            &request.compute,
+            request.missing_actions,
+            bounds,
+        )?;
+        let answers = self.run(&prepared, |i| own_future(&prepared.series[i]), deadline).await?;
+        let series = prepared
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let (forecasts, window) = answers.of(i);
+                SeriesForecast {
+                    id: input.id.clone(),
+                    timestamps: input.future_timestamps.clone(),
+                    channels: channel_forecasts(
+                        &forecasts[0],
+                        window,
+                        &input.targets,
+                        &prepared.levels,
+                        prepared.horizon,
+                    ),
+                    loops: loops_per_step(&forecasts[0], window, bounds.patch_len, prepared.horizon),
+                }
+            })
+            .collect();
+        Ok(ForecastResponse {
+            model: self.inner.model.name.clone(),
+            quantiles: prepared.levels.clone(),
+            missing_actions: request.missing_actions,
+            series,
+        })
+    }
+
+    /// Rolls K action plans out from one encoding of each history, as `POST /v1/whatif`
+    /// does.
+    pub async fn whatif(&self, request: WhatIfRequest) -> Result<WhatIfResponse, Problem> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let bounds = &self.inner.bounds;
+        let prepared = prepare(
+            &request.series,
+            request.horizon,
+            request.quantiles.as_deref(),
+            &request.compute,
+            request.missing_actions,
+            bounds,
+        )?;
+        let baseline = check_plans(&request, bounds.limits.max_scenarios)?;
+        let plans = (0..prepared.series.len())
+            .map(|i| plan_arrays(&request, &prepared, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = self.run(&prepared, |i| plans[i].clone(), deadline).await?;
+        let series = prepared
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let (forecasts, window) = answers.of(i);
+                let outcome = |k: usize| {
+                    channel_forecasts(
+                        &forecasts[k],
+                        window,
+                        &input.targets,
+                        &prepared.levels,
+                        prepared.horizon,
+                    )
+                };
+                let base = outcome(baseline);
+                let plans = request
+                    .plans
+                    .iter()
+                    .enumerate()
+                    .map(|(k, plan)| {
+                        let channels = outcome(k);
+                        PlanForecast {
+                            plan: plan.name.clone(),
+                            difference: difference(&channels, &base),
+                            channels,
+                            loops: loops_per_step(&forecasts[k], window, bounds.patch_len, prepared.horizon),
+                        }
+                    })
+                    .collect();
+                SeriesWhatIf { id: input.id.clone(), timestamps: input.future_timestamps.clone(), plans }
+            })
+            .collect();
+        Ok(WhatIfResponse {
+            model: self.inner.model.name.clone(),
+            baseline: request.plans[baseline].name.clone(),
+            quantiles: prepared.levels.clone(),
+            missing_actions: request.missing_actions,
+            series,
+        })
+    }
+}
+
 /// The model's answers to one request, found by series.
-struct Answers {
+pub(crate) struct Answers {
     /// Per work item, its forecasts (one per plan).
     items: Vec<Vec<Forecast>>,
     /// Per series, its work item and its window in that item.
@@ -134,7 +252,7 @@ struct Answers {
 
 impl Answers {
     /// Series `i`'s forecasts (one per plan) and its window in them.
-    fn of(&self, i: usize) -> (&[Forecast], usize) {
+    pub(crate) fn of(&self, i: usize) -> (&[Forecast], usize) {
         let (item, window) = self.places[i];
         (&self.items[item], window)
     }
@@ -147,6 +265,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/forecast", post(forecast))
         .route("/v1/whatif", post(whatif))
+        .route("/v1/plan", post(plan))
         .route("/v1/models", get(models))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -243,58 +362,14 @@ async fn record(request: Request, next: Next) -> Response {
     post,
     path = "/v1/forecast",
     request_body = ForecastRequest,
-    responses(
-        (status = 200, description = "Quantile trajectories per series and target channel", body = ForecastResponse),
-        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Queue full (see Retry-After)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Deadline passed", body = Problem, content_type = "application/problem+json"),
-    ),
+    responses((status = 200, description = "Quantile trajectories per series and target channel", body = ForecastResponse), ModelErrors),
     security(("bearer" = [])),
 )]
 async fn forecast(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ForecastRequest>,
 ) -> Result<Json<ForecastResponse>, Problem> {
-    let deadline = Instant::now() + state.inner.timeout;
-    let bounds = &state.inner.bounds;
-    let prepared = prepare(
-        &request.series,
-        request.horizon,
-        request.quantiles.as_deref(),
-        &request.compute,
-        request.missing_actions,
-        bounds,
-    )?;
-    let answers = state.run(&prepared, |i| own_future(&prepared.series[i]), deadline).await?;
-    let series = prepared
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let (forecasts, window) = answers.of(i);
-            SeriesForecast {
-                id: input.id.clone(),
-                timestamps: input.future_timestamps.clone(),
-                channels: channel_forecasts(
-                    &forecasts[0],
-                    window,
-                    &input.targets,
-                    &prepared.levels,
-                    prepared.horizon,
-                ),
-                loops: loops_per_step(&forecasts[0], window, bounds.patch_len, prepared.horizon),
-            }
-        })
-        .collect();
-    Ok(Json(ForecastResponse {
-        model: state.inner.model.name.clone(),
-        quantiles: prepared.levels.clone(),
-        missing_actions: request.missing_actions,
-        series,
-    }))
+    state.forecast(request).await.map(Json)
 }
 
 /// Roll K action plans out from one encoding of each history.
@@ -302,70 +377,57 @@ async fn forecast(
     post,
     path = "/v1/whatif",
     request_body = WhatIfRequest,
-    responses(
-        (status = 200, description = "One trajectory per plan and series, with its difference from the baseline", body = WhatIfResponse),
-        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Queue full (see Retry-After)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Deadline passed", body = Problem, content_type = "application/problem+json"),
-    ),
+    responses((status = 200, description = "One trajectory per plan and series, with its difference from the baseline", body = WhatIfResponse), ModelErrors),
     security(("bearer" = [])),
 )]
 async fn whatif(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<WhatIfRequest>,
 ) -> Result<Json<WhatIfResponse>, Problem> {
-    let deadline = Instant::now() + state.inner.timeout;
-    let bounds = &state.inner.bounds;
-    let prepared = prepare(
-        &request.series,
-        request.horizon,
-        request.quantiles.as_deref(),
-        &request.compute,
-        request.missing_actions,
-        bounds,
-    )?;
-    let baseline = check_plans(&request, bounds.limits.max_scenarios)?;
-    let plans = (0..prepared.series.len())
-        .map(|i| plan_arrays(&request, &prepared, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let answers = state.run(&prepared, |i| plans[i].clone(), deadline).await?;
-    let series = prepared
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let (forecasts, window) = answers.of(i);
-            let outcome = |k: usize| {
-                channel_forecasts(&forecasts[k], window, &input.targets, &prepared.levels, prepared.horizon)
-            };
-            let base = outcome(baseline);
-            let plans = request
-                .plans
-                .iter()
-                .enumerate()
-                .map(|(k, plan)| {
-                    let channels = outcome(k);
-                    PlanForecast {
-                        plan: plan.name.clone(),
-                        difference: difference(&channels, &base),
-                        channels,
-                        loops: loops_per_step(&forecasts[k], window, bounds.patch_len, prepared.horizon),
-                    }
-                })
-                .collect();
-            SeriesWhatIf { id: input.id.clone(), timestamps: input.future_timestamps.clone(), plans }
-        })
-        .collect();
-    Ok(Json(WhatIfResponse {
-        model: state.inner.model.name.clone(),
-        baseline: request.plans[baseline].name.clone(),
-        quantiles: prepared.levels.clone(),
-        missing_actions: request.missing_actions,
-        series,
-    }))
+    state.whatif(request).await.map(Json)
+}
+
+/// The cheapest action schedule that keeps a service-level bound, with the cost/risk
+/// frontier.
+#[utoipa::path(
+    post,
+    path = "/v1/plan",
+    request_body = PlanRequest,
+    responses((status = 200, description = "The cheapest schedule found that keeps the bound (or, when none does, `feasible: false` and the least risky), its forecast and the cost/risk frontier", body = PlanResponse), ModelErrors),
+    security(("bearer" = [])),
+)]
+async fn plan(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<PlanRequest>,
+) -> Result<Json<PlanResponse>, Problem> {
+    state.plan(request).await.map(Json)
+}
+
+/// The error answers of every route that runs the model.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+enum ModelErrors {
+    /// Not JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// Missing or wrong bearer token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Body over the limit
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Not `application/json`
+    #[response(status = 415, content_type = "application/problem+json")]
+    Unsupported(Problem),
+    /// A field is not acceptable (named in `field`)
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// Queue full (see Retry-After)
+    #[response(status = 503, content_type = "application/problem+json")]
+    Overloaded(Problem),
+    /// Deadline passed
+    #[response(status = 504, content_type = "application/problem+json")]
+    Deadline(Problem),
 }
 
 /// Checks the plans' count and names; returns the baseline's index.
@@ -493,7 +555,7 @@ pub fn openapi_json() -> String {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "loopcast", description = "Forecasts, counterfactual what-ifs and capacity plans for operations telemetry."),
-    paths(forecast, whatif, models, health, ready, metrics_text, openapi),
+    paths(forecast, whatif, plan, models, health, ready, metrics_text, openapi),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

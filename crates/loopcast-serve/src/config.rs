@@ -61,6 +61,8 @@ pub struct Limits {
     pub max_quantiles: usize,
     /// Most loops per patch a request may ask for.
     pub max_loops: usize,
+    /// Most schedules one `POST /v1/plan` evaluates.
+    pub max_plan_candidates: usize,
     /// Deadline of every request, milliseconds; past it the answer is 504.
     pub request_timeout_ms: u64,
 }
@@ -75,6 +77,7 @@ impl Default for Limits {
             max_scenarios: 64,
             max_quantiles: 32,
             max_loops: 32,
+            max_plan_candidates: 256,
             request_timeout_ms: 30_000,
         }
     }
@@ -141,6 +144,7 @@ impl ServeConfig {
             ("limits.max_scenarios", l.max_scenarios),
             ("limits.max_quantiles", l.max_quantiles),
             ("limits.max_loops", l.max_loops),
+            ("limits.max_plan_candidates", l.max_plan_candidates),
             ("limits.request_timeout_ms", l.request_timeout_ms as usize),
             ("batching.max_batch_windows", b.max_batch_windows),
             ("batching.queue_capacity", b.queue_capacity),

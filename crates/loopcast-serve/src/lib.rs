@@ -9,6 +9,8 @@ mod app;
 mod batcher;
 mod config;
 pub mod metrics;
+mod planner;
+mod planning;
 mod prepare;
 mod problem;
 

@@ -519,7 +519,7 @@ fn mean_weights(levels: &[f64]) -> Vec<f64> {
 }
 
 /// The value at `level` of the quantile function known at `levels` (linear between).
-fn interpolate(levels: &[f64], value: impl Fn(usize) -> f64, level: f64) -> f64 {
+pub(crate) fn interpolate(levels: &[f64], value: impl Fn(usize) -> f64, level: f64) -> f64 {
     let upper = levels.partition_point(|l| *l < level).min(levels.len() - 1);
     if upper == 0 || levels[upper] == level {
         return value(upper);

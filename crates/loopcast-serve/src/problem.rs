@@ -41,6 +41,16 @@ impl Problem {
         }
     }
 
+    /// The same problem with a field path starting `from` restarted at `to` (for a request
+    /// whose one series sits at `series` rather than `series[0]`).
+    pub(crate) fn moved(mut self, from: &str, to: &str) -> Self {
+        if let Some(rest) = self.field.as_deref().and_then(|f| f.strip_prefix(from)) {
+            self.field = Some(format!("{to}{rest}"));
+        }
+        self.detail = self.detail.replace(from, to);
+        self
+    }
+
     /// 422: the request parsed but a field's value is not acceptable.
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", Some(field.into()), detail.into())

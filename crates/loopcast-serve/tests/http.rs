@@ -463,12 +463,16 @@ async fn a_request_past_its_deadline_gets_504() {
 async fn the_example_requests_are_answered() {
     let server = Server::start(config()).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/requests");
+    let read = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{file}")).unwrap()).unwrap()
+    };
     for (file, route, series) in [("forecast.json", "/v1/forecast", 2), ("whatif.json", "/v1/whatif", 1)] {
-        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
-        let body: Value = serde_json::from_str(&text).unwrap();
-        let (status, _, answer) = server.post(route, &body).await;
+        let (status, _, answer) = server.post(route, &read(file)).await;
         assert_eq!(status, 200, "{file}: {answer}");
         assert_eq!(answer["series"].as_array().unwrap().len(), series, "{file}");
     }
+    let (status, _, answer) = server.post("/v1/plan", &read("plan.json")).await;
+    assert_eq!(status, 200, "plan.json: {answer}");
+    assert!(answer["feasible"].is_boolean() && !answer["frontier"].as_array().unwrap().is_empty());
     server.stop().await;
 }
