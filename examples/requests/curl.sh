@@ -21,6 +21,18 @@ echo '# POST /v1/whatif: hold, scale in, scale out; differences against "hold"'
 curl -fsS "${auth[@]}" "${json[@]}" -d @whatif.json "$url/v1/whatif" | head -c 600; echo ' …'
 echo '# POST /v1/plan: the cheapest replica schedule (changes every 80 min) keeping p95 latency q0.9 <= 250 ms'
 curl -fsS "${auth[@]}" "${json[@]}" -d @plan.json "$url/v1/plan" | head -c 600; echo ' …'
+echo '# PUT /v1/files/{name}, then POST /v1/jobs: score a Parquet file; poll; download the output'
+curl -fsS "${auth[@]}" -X PUT --data-binary @../data/services_long.parquet "$url/v1/files/services_long.parquet"; echo
+job=$(curl -fsS "${auth[@]}" "${json[@]}" -d @job.json "$url/v1/jobs")
+id=$(echo "$job" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+for _ in $(seq 1 600); do
+    state=$(curl -fsS "${auth[@]}" "$url/v1/jobs/$id" | sed -E 's/.*"state":"([a-z]+)".*/\1/')
+    [[ $state == queued || $state == running ]] || break
+    sleep 0.2
+done
+echo "job $id: $state"
+curl -fsS "${auth[@]}" -o "${TMPDIR:-/tmp}/loopcast-scores.parquet" "$url/v1/jobs/$id/output"
+echo "output: ${TMPDIR:-/tmp}/loopcast-scores.parquet ($(wc -c < "${TMPDIR:-/tmp}/loopcast-scores.parquet") bytes)"
 echo '# A bad request: the problem names the field'
 curl -sS "${auth[@]}" "${json[@]}" -d '{"series": [], "horizon": 0}' "$url/v1/forecast"; echo
 echo '# GET /metrics (Prometheus)'

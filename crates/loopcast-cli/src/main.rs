@@ -1,6 +1,7 @@
 //! The `loopcast` command-line tool.
 
 mod inspect;
+mod local;
 mod models;
 mod serve;
 mod simulate;
@@ -44,8 +45,19 @@ enum Command {
     /// Describe the model loopcast uses by default (embedded in the binary), or a
     /// checkpoint directory.
     Models(models::ModelsArgs),
-    /// Serve forecasts, what-ifs and capacity plans over HTTP (see docs/API.md).
+    /// Serve forecasts, what-ifs, capacity plans and batch jobs over HTTP (see
+    /// docs/API.md).
     Serve(serve::ServeArgs),
+    /// Answer a `POST /v1/forecast` request body locally, without a server.
+    Forecast(local::RequestArgs),
+    /// Answer a `POST /v1/whatif` request body locally, without a server.
+    Whatif(local::RequestArgs),
+    /// Answer a `POST /v1/plan` request body locally: the cheapest action schedule that
+    /// keeps a bound, and the cost/risk frontier.
+    Plan(local::RequestArgs),
+    /// Forecast every series of a telemetry file into Parquet, resumably (Ctrl-C, then
+    /// the same command again), optionally one shard of many.
+    Score(local::ScoreArgs),
 }
 
 /// A flag combination that cannot work (exit status 2, like clap's own usage errors).
@@ -99,6 +111,10 @@ fn main() -> ExitCode {
             Command::Train(args) => train::run(args).await,
             Command::Models(args) => models::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Forecast(args) => local::run_request(local::RequestKind::Forecast, args).await,
+            Command::Whatif(args) => local::run_request(local::RequestKind::WhatIf, args).await,
+            Command::Plan(args) => local::run_request(local::RequestKind::Plan, args).await,
+            Command::Score(args) => local::run_score(args).await,
         }
     });
     match result {
@@ -110,6 +126,11 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<loopcast_train::TrainError>().is_some()
                 || e.downcast_ref::<loopcast_model::ModelError>().is_some()
                 || matches!(e.downcast_ref(), Some(loopcast_serve::ServeError::Config(_)))
+                || e.downcast_ref::<local::RequestError>().is_some()
+                || matches!(
+                    e.downcast_ref(),
+                    Some(loopcast_serve::ScoreError::Data(_) | loopcast_serve::ScoreError::Invalid { .. })
+                )
             {
                 ExitCode::from(EXIT_DATA)
             } else if e.downcast_ref::<UsageError>().is_some() {

@@ -27,6 +27,10 @@ pub(crate) struct ServeArgs {
     /// `cpu` (burn flex) or `wgpu` (Vulkan, Metal, DX12).
     #[arg(long)]
     device: Option<String>,
+    /// Directory of batch-job inputs, uploads, job state and outputs [default:
+    /// loopcast-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// One model call per request instead of dynamic batching.
     #[arg(long)]
     no_batching: bool,
@@ -47,6 +51,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     if let Some(device) = args.device {
         config.device = device;
+    }
+    if let Some(dir) = args.data_dir {
+        config.jobs.data_dir = dir;
     }
     if args.no_batching {
         config.batching.enabled = false;

@@ -3,9 +3,10 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use common::loopcast;
@@ -27,10 +28,12 @@ fn http(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn serve_answers_forecasts_and_drains_on_sigterm() {
+/// Starts `loopcast serve ARGS` on a free port; returns the process, its stderr and its
+/// address once it is ready.
+fn start(args: &[&str]) -> (Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loopcast"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -39,7 +42,6 @@ fn serve_answers_forecasts_and_drains_on_sigterm() {
     stderr.read_line(&mut banner).unwrap();
     assert!(banner.contains("loopcast-small (embedded, cpu)"), "{banner}");
     let address = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-
     let mut ready = 0;
     for _ in 0..600 {
         ready = http(&address, "GET", "/ready", b"").0;
@@ -49,6 +51,12 @@ fn serve_answers_forecasts_and_drains_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(ready, 200, "never ready");
+    (child, stderr, address)
+}
+
+#[test]
+fn serve_answers_forecasts_and_drains_on_sigterm() {
+    let (mut child, mut stderr, address) = start(&[]);
     let request =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/requests/forecast.json")).unwrap();
     let (status, body) = http(&address, "POST", "/v1/forecast", &request);
@@ -79,4 +87,110 @@ fn a_bad_configuration_exits_65_naming_the_field() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     let out = loopcast(&["serve", "--device", "tpu"]);
     assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Job `id` as the server reports it.
+fn job(address: &str, id: &str) -> serde_json::Value {
+    let (status, body) = http(address, "GET", &format!("/v1/jobs/{id}"), b"");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_job_killed_with_its_server_resumes_after_a_restart_with_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let fleet = data.join("fleet.parquet");
+    let out = loopcast(&["simulate", "--series", "96", "--length", "320", "--out", fleet.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.path().join("loopcast.toml");
+    std::fs::write(&config, format!("[jobs]\ndata_dir = {:?}\nchunk_series = 2\n", data.to_str().unwrap()))
+        .unwrap();
+    let config = config.to_str().unwrap();
+
+    let (mut child, _stderr, address) = start(&["--config", config]);
+    let request = br#"{"input": "fleet.parquet", "horizon": 24, "quantiles": [0.05, 0.5, 0.95]}"#;
+    let (status, body) = http(&address, "POST", "/v1/jobs", request);
+    assert_eq!(status, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    // Kill the server (SIGKILL: no drain, no goodbye) once some chunks are on disk.
+    let mut before = 0;
+    for _ in 0..6000 {
+        let state = job(&address, &id);
+        let running = ["queued", "running"].contains(&state["state"].as_str().unwrap());
+        assert!(running, "the job ended before it could be killed: {state}");
+        before = state["progress"]["chunks_done"].as_u64().unwrap();
+        if before >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(before >= 3, "no chunk reached the disk");
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join(format!("jobs/{id}/job.json"))).unwrap()).unwrap();
+    assert_eq!(on_disk["state"], "running");
+    assert!(!data.join(format!("jobs/{id}/output.parquet")).exists());
+
+    // Restart: the job is queued again, resumes from its chunks, and completes.
+    let (mut child, _stderr, address) = start(&["--config", config]);
+    let mut finished = serde_json::Value::Null;
+    for _ in 0..12000 {
+        finished = job(&address, &id);
+        if finished["state"] != "running" && finished["state"] != "queued" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(finished["starts"], 2);
+    let progress = &finished["progress"];
+    assert!(progress["chunks_resumed"].as_u64().unwrap() >= before, "{progress}");
+    assert_eq!(progress["series"], 96);
+    assert_eq!(progress["windows"], 96);
+
+    // Exactly the expected rows: each (series, target) has every horizon step once.
+    let rows = read_output(&data.join(format!("jobs/{id}/output.parquet")));
+    assert_eq!(rows.len() as u64, progress["rows_written"].as_u64().unwrap());
+    let mut per_pair: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    for (series, channel, time) in rows {
+        per_pair.entry((series, channel)).or_default().push(time);
+    }
+    let targets = per_pair.len() / 96;
+    assert!(targets >= 1 && per_pair.len() == 96 * targets, "{} pairs", per_pair.len());
+    for (pair, mut times) in per_pair {
+        times.sort();
+        times.dedup();
+        assert_eq!(times.len(), 24, "{pair:?}: every step exactly once");
+    }
+    assert!(!data.join(format!("jobs/{id}/parts")).exists(), "the parts are gone once joined");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `(series_id, channel, timestamp µs)` of every row of a forecast Parquet file.
+fn read_output(path: &std::path::Path) -> Vec<(String, String, i64)> {
+    use arrow::array::{Array, StringArray, TimestampMicrosecondArray};
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let strings = |name: &str| {
+            batch.column_by_name(name).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
+        };
+        let (ids, channels) = (strings("series_id"), strings("channel"));
+        let times = batch.column_by_name("timestamp").unwrap();
+        let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        for i in 0..batch.num_rows() {
+            assert!(!times.is_null(i));
+            rows.push((ids.value(i).to_string(), channels.value(i).to_string(), times.value(i)));
+        }
+    }
+    rows
 }

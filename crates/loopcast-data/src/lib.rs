@@ -34,4 +34,7 @@ pub use reader::{ReadOptions, TelemetryReader};
 pub use regularise::{Observation, RegularisedSeries, infer_spacing, regularise};
 pub use report::{IngestReport, RejectReason, Rejection, RoleSource, ValueAccount};
 pub use window::{Origins, WindowBatch, WindowBatcher, WindowSpec};
-pub use writer::{AtomicParquetWriter, LongSeriesWriter, long_schema, write_long_parquet};
+pub use writer::{
+    AtomicParquetWriter, ForecastRows, ForecastWriter, LongSeriesWriter, concat_parquet, forecast_schema,
+    long_schema, parquet_rows, write_long_parquet,
+};

@@ -127,6 +127,8 @@ pub struct TelemetryReader {
     /// order and are counted here).
     rows_in_engine: bool,
     rows_seen: u64,
+    /// Rows after the filter, from the first pass.
+    total_rows: u64,
 }
 
 impl fmt::Debug for TelemetryReader {
@@ -180,7 +182,7 @@ impl TelemetryReader {
             }
         };
 
-        let grouped;
+        let (grouped, total_rows);
         // Whether series are contiguous only matters when nobody promised it.
         let grouping_column = series_column.as_deref().filter(|_| !options.assume_sorted);
         let (layout, channels, role_source, channel_expr, value_exprs) = match options.layout {
@@ -199,6 +201,7 @@ impl TelemetryReader {
                     return Err(DataError::EmptyInput { path, filter: options.filter.clone() });
                 }
                 grouped = scan.grouped;
+                total_rows = scan.rows;
                 let (channels, role_source) = long_channels(
                     &path,
                     scan.channels,
@@ -239,6 +242,7 @@ impl TelemetryReader {
                     return Err(DataError::EmptyInput { path, filter: options.filter.clone() });
                 }
                 grouped = scan.grouped;
+                total_rows = scan.rows;
                 (ValueLayout::Wide, channels, RoleSource::Mapping, lit("__wide"), exprs)
             }
         };
@@ -298,12 +302,19 @@ impl TelemetryReader {
             exhausted: false,
             rows_in_engine,
             rows_seen: 0,
+            total_rows,
         })
     }
 
     /// The channels every series carries, targets first, then actions, then covariates.
     pub fn channels(&self) -> &[ChannelSpec] {
         &self.channels
+    }
+
+    /// Rows the input holds after the filter (counted when it was opened): with
+    /// [`IngestReport::rows`], how far reading has come.
+    pub fn total_rows(&self) -> u64 {
+        self.total_rows
     }
 
     /// What has been read so far; complete once [`Self::next_series`] returned `None`.

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, Float64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use loopcast_core::RegularSeries;
+use loopcast_core::{RegularSeries, Timestamp};
 
 use crate::DataError;
 
@@ -170,4 +172,151 @@ pub fn write_long_parquet<'a>(
         writer.write_series(s, None)?;
     }
     writer.finish()
+}
+
+/// The schema of forecast output (DESIGN.md §3): `series_id, timestamp, channel,
+/// scenario`, one `q<level>` column per quantile level (`q0.05`, `q0.5`, …), `mean` and
+/// `loops_used` (loops of the shared block at that step).
+pub fn forecast_schema(levels: &[f64]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("series_id", DataType::Utf8, false),
+        Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("channel", DataType::Utf8, false),
+        Field::new("scenario", DataType::Utf8, false),
+    ];
+    fields.extend(levels.iter().map(|level| Field::new(format!("q{level}"), DataType::Float64, false)));
+    fields.push(Field::new("mean", DataType::Float64, false));
+    fields.push(Field::new("loops_used", DataType::UInt32, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The forecast of one target channel of one series under one scenario, as rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ForecastRows<'a> {
+    /// Series identifier.
+    pub series_id: &'a str,
+    /// Target channel.
+    pub channel: &'a str,
+    /// Scenario label (`forecast` for a plain forecast).
+    pub scenario: &'a str,
+    /// Timestamps of the forecast steps.
+    pub timestamps: &'a [Timestamp],
+    /// One trajectory per quantile level of the file, each as long as `timestamps`.
+    pub quantiles: &'a [Vec<f64>],
+    /// Mean per step.
+    pub mean: &'a [f64],
+    /// Loops used per step.
+    pub loops: &'a [u32],
+}
+
+/// Streams forecasts into a Parquet file of [`forecast_schema`], atomically.
+#[derive(Debug)]
+pub struct ForecastWriter {
+    writer: AtomicParquetWriter,
+    schema: SchemaRef,
+    levels: usize,
+    rows: u64,
+}
+
+impl ForecastWriter {
+    /// Starts a file at `path` with one quantile column per level.
+    pub fn create(path: impl AsRef<Path>, levels: &[f64]) -> Result<Self, DataError> {
+        let schema = forecast_schema(levels);
+        let writer = AtomicParquetWriter::create(path, schema.clone())?;
+        Ok(Self { writer, schema, levels: levels.len(), rows: 0 })
+    }
+
+    /// Appends `parts` as one record batch.
+    pub fn write(&mut self, parts: &[ForecastRows<'_>]) -> Result<(), DataError> {
+        let fail = |message: String| DataError::Write { path: self.writer.target.clone(), message };
+        let rows: usize = parts.iter().map(|p| p.timestamps.len()).sum();
+        let mut ids = StringBuilder::new();
+        let mut times = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        let mut channels = StringBuilder::new();
+        let mut scenarios = StringBuilder::new();
+        let mut quantiles: Vec<Float64Builder> =
+            (0..self.levels).map(|_| Float64Builder::with_capacity(rows)).collect();
+        let mut mean = Float64Builder::with_capacity(rows);
+        let mut loops = UInt32Builder::with_capacity(rows);
+        for part in parts {
+            let steps = part.timestamps.len();
+            if part.quantiles.len() != self.levels
+                || part.quantiles.iter().any(|q| q.len() != steps)
+                || part.mean.len() != steps
+                || part.loops.len() != steps
+            {
+                return Err(fail(format!(
+                    "series `{}` channel `{}`: trajectories do not match its {steps} timestamps and {} levels",
+                    part.series_id, part.channel, self.levels
+                )));
+            }
+            for h in 0..steps {
+                ids.append_value(part.series_id);
+                times.append_value(part.timestamps[h]);
+                channels.append_value(part.channel);
+                scenarios.append_value(part.scenario);
+            }
+            for (builder, values) in quantiles.iter_mut().zip(part.quantiles) {
+                builder.append_slice(values);
+            }
+            mean.append_slice(part.mean);
+            loops.append_slice(part.loops);
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(ids.finish()),
+            Arc::new(times.finish()),
+            Arc::new(channels.finish()),
+            Arc::new(scenarios.finish()),
+        ];
+        arrays.extend(quantiles.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        arrays.push(Arc::new(mean.finish()));
+        arrays.push(Arc::new(loops.finish()));
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| fail(e.to_string()))?;
+        self.writer.write(&batch)?;
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Completes the file, moves it into place and returns its row count.
+    pub fn finish(self) -> Result<u64, DataError> {
+        self.writer.finish()?;
+        Ok(self.rows)
+    }
+}
+
+/// Rows of the Parquet file at `path`, from its footer.
+pub fn parquet_rows(path: impl AsRef<Path>) -> Result<u64, DataError> {
+    let path = path.as_ref();
+    let fail = |message: String| DataError::Write { path: path.to_path_buf(), message };
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(e.to_string()))?;
+    Ok(builder.metadata().file_metadata().num_rows() as u64)
+}
+
+/// Concatenates Parquet files of one schema, in order, into `target` (atomically: the
+/// file appears complete or not at all); returns the rows written.
+pub fn concat_parquet(parts: &[PathBuf], target: impl AsRef<Path>) -> Result<u64, DataError> {
+    let target = target.as_ref();
+    let fail = |path: &Path, message: String| DataError::Write { path: path.to_path_buf(), message };
+    let mut writer: Option<AtomicParquetWriter> = None;
+    let mut rows = 0;
+    for part in parts {
+        let file = File::open(part).map_err(|e| fail(part, e.to_string()))?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(part, e.to_string()))?;
+        let out = match &mut writer {
+            Some(out) => out,
+            None => writer.insert(AtomicParquetWriter::create(target, builder.schema().clone())?),
+        };
+        for batch in builder.build().map_err(|e| fail(part, e.to_string()))? {
+            let batch = batch.map_err(|e| fail(part, e.to_string()))?;
+            rows += batch.num_rows() as u64;
+            out.write(&batch)?;
+        }
+    }
+    match writer {
+        Some(writer) => writer.finish()?,
+        None => return Err(fail(target, "nothing to concatenate".into())),
+    };
+    Ok(rows)
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use loopcast_core::ChannelMapping;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -401,4 +402,92 @@ pub struct ModelsResponse {
 pub struct Status {
     /// `ok`, or why not.
     pub status: String,
+}
+
+/// `POST /v1/jobs`: score every series of a telemetry file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// The input file (Parquet, CSV or Arrow IPC), relative to the service's data
+    /// directory; `uploads/<name>` for a file sent with `PUT /v1/files/{name}`.
+    pub input: String,
+    /// Channel roles and column names, as in a mapping file (`{"channels": {"cpu":
+    /// "target", "replicas": "action"}}`); without it every channel of a long file is a
+    /// target.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub mapping: Option<ChannelMapping>,
+    /// Steps to forecast after each series' last observed target value.
+    pub horizon: usize,
+    /// Quantile levels of the output columns (default: the model's levels).
+    #[serde(default)]
+    pub quantiles: Option<Vec<f64>>,
+    /// Loop limits and exit threshold.
+    #[serde(default)]
+    pub compute: ComputeOptions,
+    /// Unknown future action cells.
+    #[serde(default)]
+    pub missing_actions: MissingActionsInput,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for the job runner (jobs run one at a time, behind interactive requests).
+    Queued,
+    /// Scoring.
+    Running,
+    /// Done: the output is ready.
+    Succeeded,
+    /// Stopped by an error (`error` says which file, column or row).
+    Failed,
+    /// Cancelled by `DELETE /v1/jobs/{id}`.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will not change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A batch-scoring job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// Job identifier.
+    pub id: String,
+    /// Where it is.
+    pub state: JobState,
+    /// What it scores.
+    pub request: JobRequest,
+    /// When it was submitted.
+    pub created: DateTime<Utc>,
+    /// When its state or progress last changed.
+    pub updated: DateTime<Utc>,
+    /// How far it has come (rows written are on disk: a restart keeps them).
+    pub progress: crate::score::ScoreProgress,
+    /// Times it has started running (more than one after a restart resumed it).
+    pub starts: u32,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Where to download the output (`GET`, Parquet), once it succeeded.
+    pub output: Option<String>,
+}
+
+/// `GET /v1/jobs` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// Every job the service knows, oldest first.
+    pub jobs: Vec<Job>,
+}
+
+/// `PUT /v1/files/{name}` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Upload {
+    /// The path to give as a job's `input`.
+    pub input: String,
+    /// Bytes stored.
+    pub bytes: u64,
 }

@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use loopcast_model::{Forecast, LoopedWorldModel};
 use serde::de::DeserializeOwned;
@@ -24,6 +24,7 @@ use crate::api::{
 };
 use crate::batcher::{BatchError, Batcher, Plan};
 use crate::config::ServeConfig;
+use crate::jobs;
 use crate::metrics;
 use crate::prepare::{
     Bounds, Prepared, channel_forecasts, difference, loops_per_step, own_future, prepare, work_items,
@@ -45,6 +46,7 @@ struct Inner {
     timeout: Duration,
     queue_capacity: usize,
     max_body_bytes: usize,
+    jobs: std::sync::OnceLock<crate::jobs::JobManager>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
                 timeout: Duration::from_millis(config.limits.request_timeout_ms),
                 queue_capacity: config.batching.queue_capacity,
                 max_body_bytes: config.limits.max_body_bytes,
+                jobs: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -82,6 +85,28 @@ impl AppState {
     /// Whether the model worker is taking work.
     pub fn is_ready(&self) -> bool {
         self.inner.batcher.is_ready()
+    }
+
+    /// Starts the job runner under `config` (resuming the unfinished jobs found there);
+    /// until then `/v1/jobs` answers 503. Needs a tokio runtime.
+    pub fn start_jobs(&self, config: &crate::config::Jobs) {
+        self.inner.jobs.get_or_init(|| crate::jobs::JobManager::start(self.clone(), config));
+    }
+
+    /// The job manager, once started.
+    pub(crate) fn jobs(&self) -> Result<&crate::jobs::JobManager, Problem> {
+        self.inner
+            .jobs
+            .get()
+            .ok_or_else(|| Problem::unavailable("batch jobs are not running in this process"))
+    }
+
+    /// Queues work items for the model worker.
+    pub(crate) fn submit(
+        &self,
+        items: Vec<crate::batcher::WorkItem>,
+    ) -> Result<Vec<crate::batcher::Ticket>, BatchError> {
+        self.inner.batcher.submit(items)
     }
 
     /// Every request's time budget.
@@ -266,6 +291,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/forecast", post(forecast))
         .route("/v1/whatif", post(whatif))
         .route("/v1/plan", post(plan))
+        .route("/v1/jobs", post(jobs::post_job).get(jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
+        .route("/v1/jobs/{id}/output", get(jobs::job_output))
+        .route("/v1/files/{name}", put(jobs::put_file).layer(DefaultBodyLimit::disable()))
         .route("/v1/models", get(models))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -555,7 +584,7 @@ pub fn openapi_json() -> String {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "loopcast", description = "Forecasts, counterfactual what-ifs and capacity plans for operations telemetry."),
-    paths(forecast, whatif, plan, models, health, ready, metrics_text, openapi),
+    paths(forecast, whatif, plan, jobs::post_job, jobs::list_jobs, jobs::get_job, jobs::delete_job, jobs::job_output, jobs::put_file, models, health, ready, metrics_text, openapi),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The dynamic batcher.
     pub batching: Batching,
+    /// Batch-scoring jobs.
+    pub jobs: Jobs,
 }
 
 impl Default for ServeConfig {
@@ -38,6 +40,7 @@ impl Default for ServeConfig {
             api_key: None,
             limits: Limits::default(),
             batching: Batching::default(),
+            jobs: Jobs::default(),
         }
     }
 }
@@ -103,6 +106,27 @@ impl Default for Batching {
     }
 }
 
+/// Batch-scoring jobs (`/v1/jobs`) and uploads (`/v1/files`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Jobs {
+    /// Directory jobs read inputs from (paths in a job are relative to it), and where
+    /// uploads (`uploads/`) and job state and outputs (`jobs/`) live; created on first
+    /// use. Unfinished jobs found here at start resume.
+    pub data_dir: PathBuf,
+    /// Series per chunk: the unit of progress, of resume after a crash, and of one model
+    /// call.
+    pub chunk_series: usize,
+    /// Largest upload, bytes.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("loopcast-data"), chunk_series: 64, max_upload_bytes: 1 << 30 }
+    }
+}
+
 impl ServeConfig {
     /// Reads a TOML file over the defaults; the error names the file, line and field.
     pub fn from_file(path: &Path) -> Result<Self, ServeError> {
@@ -113,8 +137,8 @@ impl ServeConfig {
         Ok(config)
     }
 
-    /// Applies `LOOPCAST_LISTEN`, `LOOPCAST_MODEL`, `LOOPCAST_DEVICE` and
-    /// `LOOPCAST_API_KEY` from `lookup` (the process environment in the binary).
+    /// Applies `LOOPCAST_LISTEN`, `LOOPCAST_MODEL`, `LOOPCAST_DEVICE`,
+    /// `LOOPCAST_DATA_DIR` and `LOOPCAST_API_KEY` from `lookup` (the process environment in the binary).
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
         if let Some(listen) = lookup("LOOPCAST_LISTEN") {
             self.listen =
@@ -125,6 +149,9 @@ impl ServeConfig {
         }
         if let Some(device) = lookup("LOOPCAST_DEVICE") {
             self.device = device;
+        }
+        if let Some(dir) = lookup("LOOPCAST_DATA_DIR") {
+            self.jobs.data_dir = dir.into();
         }
         if let Some(key) = lookup("LOOPCAST_API_KEY").filter(|k| !k.is_empty()) {
             self.api_key = Some(key);
@@ -148,6 +175,8 @@ impl ServeConfig {
             ("limits.request_timeout_ms", l.request_timeout_ms as usize),
             ("batching.max_batch_windows", b.max_batch_windows),
             ("batching.queue_capacity", b.queue_capacity),
+            ("jobs.chunk_series", self.jobs.chunk_series),
+            ("jobs.max_upload_bytes", self.jobs.max_upload_bytes),
         ] {
             if value == 0 {
                 return Err(ServeError::Config(format!("`{name}` must be at least 1")));

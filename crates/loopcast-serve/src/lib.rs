@@ -1,5 +1,5 @@
-//! The loopcast forecasting service (DESIGN.md §6): `POST /v1/forecast` and
-//! `POST /v1/whatif` over JSON, with a dynamic batcher between the handlers and the
+//! The loopcast forecasting service (DESIGN.md §6): forecasts, what-ifs and capacity
+//! plans over JSON, resumable batch-scoring jobs over Parquet, with a dynamic batcher between the handlers and the
 //! model, limits and `application/problem+json` errors that name the field, optional
 //! bearer-token auth, Prometheus metrics and an OpenAPI document generated from the code.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -8,18 +8,21 @@ pub mod api;
 mod app;
 mod batcher;
 mod config;
+mod jobs;
 pub mod metrics;
 mod planner;
 mod planning;
 mod prepare;
 mod problem;
+mod score;
 
 use std::future::Future;
 
 pub use app::{ApiJson, AppState, openapi_json, parse, router};
 pub use batcher::{BatchError, Batcher, Plan, Ticket, WorkItem};
-pub use config::{Batching, Limits, ServeConfig};
+pub use config::{Batching, Jobs, Limits, ServeConfig};
 pub use problem::{PROBLEM_JSON, Problem};
+pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, score};
 
 use loopcast_model::LoopedWorldModel;
 
@@ -44,6 +47,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = AppState::new(config, model, name);
+    state.start_jobs(&config.jobs);
     let app = router(state);
     metrics::handle();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`): requests and latency per route, queue depth,
-//! batch sizes, loops used.
+//! batch sizes, loops used, job progress.
 
 use std::sync::OnceLock;
 
@@ -20,6 +20,12 @@ pub mod names {
     pub const BATCH_ITEMS: &str = "loopcast_batch_items";
     /// Loops of the shared block per forecast patch.
     pub const LOOPS: &str = "loopcast_loops_used";
+    /// Chunks of series scored by jobs.
+    pub const JOB_CHUNKS: &str = "loopcast_job_chunks_total";
+    /// Output rows written by jobs.
+    pub const JOB_ROWS: &str = "loopcast_job_rows_total";
+    /// Jobs ended, by final state.
+    pub const JOBS_ENDED: &str = "loopcast_jobs_ended_total";
 }
 
 /// The process's recorder, installed on first use (every server in a process shares it).
@@ -63,4 +69,15 @@ pub fn loops(loops: &[Vec<u32>]) {
     for count in loops.iter().flatten() {
         recorder.record(f64::from(*count));
     }
+}
+
+/// A job wrote a chunk of `rows` output rows.
+pub fn job_chunk(rows: u64) {
+    counter!(names::JOB_CHUNKS).increment(1);
+    counter!(names::JOB_ROWS).increment(rows);
+}
+
+/// A job ended in `state` (`succeeded`, `failed`, `cancelled`).
+pub fn job_ended(state: &str) {
+    counter!(names::JOBS_ENDED, "state" => state.to_string()).increment(1);
 }

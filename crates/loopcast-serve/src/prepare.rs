@@ -24,6 +24,8 @@ pub(crate) struct Bounds {
     pub(crate) patch_len: usize,
     /// Longest horizon: the smaller of the limit and what the model rolls out.
     pub(crate) max_horizon: usize,
+    /// History steps the model reads.
+    pub(crate) max_context: usize,
     /// The configured limits.
     pub(crate) limits: Limits,
 }
@@ -35,6 +37,7 @@ impl Bounds {
             levels: model.quantiles.clone(),
             patch_len: model.patch_len,
             max_horizon: limits.max_horizon.min(model.max_horizon_patches * model.patch_len),
+            max_context: model.max_context_patches * model.patch_len,
             limits: limits.clone(),
         }
     }
@@ -103,7 +106,7 @@ pub(crate) fn prepare(
     Ok(Prepared { series, levels, options, horizon })
 }
 
-fn levels(quantiles: Option<&[f64]>, bounds: &Bounds) -> Result<Vec<f64>, Problem> {
+pub(crate) fn levels(quantiles: Option<&[f64]>, bounds: &Bounds) -> Result<Vec<f64>, Problem> {
     let Some(levels) = quantiles else {
         return Ok(bounds.levels.clone());
     };
@@ -132,7 +135,7 @@ fn levels(quantiles: Option<&[f64]>, bounds: &Bounds) -> Result<Vec<f64>, Proble
     Ok(levels.to_vec())
 }
 
-fn options(
+pub(crate) fn options(
     compute: &ComputeOptions,
     missing: MissingActionsInput,
     bounds: &Bounds,
@@ -393,7 +396,7 @@ fn future_timestamps(
 
 /// `at` moved `steps` grid steps on: fixed steps add; calendar months keep the offset
 /// into the month.
-fn step(at: i64, frequency: Frequency, steps: usize) -> i64 {
+pub(crate) fn step(at: i64, frequency: Frequency, steps: usize) -> i64 {
     match frequency {
         Frequency::Fixed(micros) => at.saturating_add(micros.saturating_mul(steps as i64)),
         Frequency::Months(_) => {

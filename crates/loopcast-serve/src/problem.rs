@@ -86,9 +86,24 @@ impl Problem {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", Some("Authorization".into()), detail.into())
     }
 
+    /// 413: an upload is over the configured limit.
+    pub fn too_large_upload(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload-too-large",
+            Some("body".into()),
+            format!("the upload is over the limit of {limit} bytes (jobs.max_upload_bytes)"),
+        )
+    }
+
     /// 404: no such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", None, detail.into())
+    }
+
+    /// 409: the resource is in a state that does not allow the request.
+    pub fn conflict(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", Some(field.into()), detail.into())
     }
 
     /// 503: the queue is full; retry after a second.

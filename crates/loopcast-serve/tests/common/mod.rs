@@ -172,3 +172,66 @@ pub fn close(served: f64, direct: f64, what: &str) {
         "{what}: served {served}, direct {direct}"
     );
 }
+
+/// Writes `services` series of `length` 5-minute steps (CPU and latency targets, a
+/// replica action) as long-format Parquet at `path`, roles in its `role` column.
+pub fn write_fleet(path: &std::path::Path, services: usize, length: usize) {
+    use loopcast_core::{ChannelSpec, ChannelValues, Frequency, RegularSeries};
+    let series: Vec<RegularSeries> = (0..services)
+        .map(|s| {
+            let telemetry = Telemetry::new(&format!("svc-{s:04}"), length, s as u64 + 11);
+            let channel = |name: &str, role: Role, values: Vec<Option<f64>>| ChannelValues {
+                spec: ChannelSpec::new(name, role),
+                observed: values.iter().map(Option::is_some).collect(),
+                values: values.iter().map(|v| v.unwrap_or(0.0)).collect(),
+            };
+            let replicas = telemetry.replicas.iter().copied().map(Some).collect();
+            let start = 1_700_000_000 / 300 + s as i64;
+            RegularSeries::new(
+                telemetry.id.clone(),
+                Frequency::minutes(5),
+                start,
+                vec![
+                    channel("cpu_util", Role::Target, telemetry.cpu.clone()),
+                    channel("latency_p95_ms", Role::Target, telemetry.latency.clone()),
+                    channel("replicas", Role::Action, replicas),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    loopcast_data::write_long_parquet(path, &series).unwrap();
+}
+
+/// `(series_id, channel, timestamp µs)` and the `q0.5` value of every row of a forecast
+/// Parquet file.
+pub fn read_forecast_rows(path: &std::path::Path) -> Vec<(String, String, i64, f64)> {
+    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column =
+            |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}")).clone();
+        let (ids, channels, times, medians) =
+            (column("series_id"), column("channel"), column("timestamp"), column("q0.5"));
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let channels = channels.as_any().downcast_ref::<StringArray>().unwrap();
+        let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let medians = medians.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            assert!(!medians.is_null(i));
+            rows.push((
+                ids.value(i).to_string(),
+                channels.value(i).to_string(),
+                times.value(i),
+                medians.value(i),
+            ));
+        }
+    }
+    rows
+}

@@ -1,0 +1,542 @@
+//! Batch-scoring jobs: submitted over HTTP, run one at a time by a runner task through
+//! the model worker, their state persisted under `<data_dir>/jobs/<id>/job.json` (written
+//! atomically at every change). A server that stops mid-job (a crash, a killed pod, a
+//! restart) finds the job on start, queues it again, and [`crate::score`] resumes it from
+//! the chunks already on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Component, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::api::{Job, JobList, JobRequest, JobState, Upload};
+use crate::app::{ApiJson, AppState};
+use crate::config::Jobs as JobsConfig;
+use crate::metrics;
+use crate::problem::Problem;
+use crate::score::{ScoreError, ScoreProgress, ScoreSpec, score};
+
+/// Extensions an input file may have.
+const INPUT_EXTENSIONS: [&str; 5] = ["parquet", "csv", "arrow", "arrows", "ipc"];
+/// Bytes gathered before an upload writes to disk.
+const UPLOAD_BUFFER: usize = 4 << 20;
+/// Bytes of a refused upload read (and dropped) before the 413 goes out.
+const UPLOAD_DRAIN: usize = 16 << 20;
+
+/// The job table, its files, and the queue of the runner.
+#[derive(Debug, Clone)]
+pub(crate) struct JobManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    data_dir: PathBuf,
+    chunk_series: usize,
+    max_upload_bytes: usize,
+    jobs: Mutex<BTreeMap<String, Job>>,
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    queue: mpsc::UnboundedSender<String>,
+    sequence: AtomicU64,
+}
+
+impl JobManager {
+    /// Loads the jobs under `config.data_dir`, queues the unfinished ones again (oldest
+    /// first), and starts the runner on `state`'s model worker.
+    pub(crate) fn start(state: AppState, config: &JobsConfig) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let manager = Self {
+            inner: Arc::new(Inner {
+                data_dir: config.data_dir.clone(),
+                chunk_series: config.chunk_series,
+                max_upload_bytes: config.max_upload_bytes,
+                jobs: Mutex::new(BTreeMap::new()),
+                cancels: Mutex::new(HashMap::new()),
+                queue,
+                sequence: AtomicU64::new(0),
+            }),
+        };
+        let mut unfinished = Vec::new();
+        for mut job in manager.load() {
+            if !job.state.is_final() {
+                job.state = JobState::Queued;
+                unfinished.push((job.created, job.id.clone()));
+            }
+            manager.inner.jobs.lock().expect("job table").insert(job.id.clone(), job);
+        }
+        unfinished.sort();
+        for (_, id) in unfinished {
+            tracing::info!(job = %id, "resuming an unfinished job");
+            let _ = manager.inner.queue.send(id);
+        }
+        tokio::spawn(runner(state, manager.clone(), receiver));
+        manager
+    }
+
+    fn jobs_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("jobs")
+    }
+
+    fn job_dir(&self, id: &str) -> PathBuf {
+        self.jobs_dir().join(id)
+    }
+
+    /// Every readable `job.json` on disk; unreadable ones are logged and left alone.
+    fn load(&self) -> Vec<Job> {
+        let Ok(entries) = std::fs::read_dir(self.jobs_dir()) else { return Vec::new() };
+        let mut jobs = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path().join("job.json");
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| serde_json::from_slice::<Job>(&bytes).map_err(|e| e.to_string()))
+            {
+                Ok(job) => jobs.push(job),
+                Err(e) if path.exists() => tracing::warn!(path = %path.display(), "skipping a job: {e}"),
+                Err(_) => {}
+            }
+        }
+        jobs
+    }
+
+    /// Writes `job` to its `job.json` atomically.
+    fn persist(&self, job: &Job) -> std::io::Result<()> {
+        let dir = self.job_dir(&job.id);
+        std::fs::create_dir_all(&dir)?;
+        let temporary = dir.join(".job.json.tmp");
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&serde_json::to_vec_pretty(job).expect("a job serialises"))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, dir.join("job.json"))
+    }
+
+    /// Applies `change` to job `id` if it says so, persists, and returns the job.
+    fn update(&self, id: &str, change: impl FnOnce(&mut Job) -> bool) -> Option<Job> {
+        let mut jobs = self.inner.jobs.lock().expect("job table");
+        let job = jobs.get_mut(id)?;
+        if change(job) {
+            job.updated = Utc::now();
+            if let Err(e) = self.persist(job) {
+                tracing::error!(job = %id, "cannot save the job's state: {e}");
+            }
+        }
+        Some(job.clone())
+    }
+
+    /// Checks and queues a job.
+    pub(crate) fn submit(&self, request: JobRequest) -> Result<Job, Problem> {
+        let input = self.input_path(&request.input)?;
+        if !input.is_file() {
+            return Err(Problem::invalid(
+                "input",
+                format!("`{}` is not a file in the data directory", request.input),
+            ));
+        }
+        let now = Utc::now();
+        let id = format!(
+            "{}-{}",
+            now.format("%Y%m%dT%H%M%S%3f"),
+            self.inner.sequence.fetch_add(1, Ordering::Relaxed)
+        );
+        let job = Job {
+            id: id.clone(),
+            state: JobState::Queued,
+            request,
+            created: now,
+            updated: now,
+            progress: ScoreProgress::default(),
+            starts: 0,
+            error: None,
+            output: None,
+        };
+        self.persist(&job).map_err(|e| Problem::internal(format!("cannot save the job: {e}")))?;
+        self.inner.jobs.lock().expect("job table").insert(id.clone(), job.clone());
+        self.inner.queue.send(id).map_err(|_| Problem::unavailable("the job runner has stopped"))?;
+        Ok(job)
+    }
+
+    /// `input` resolved inside the data directory; refused when it would leave it or is
+    /// not a telemetry file.
+    fn input_path(&self, input: &str) -> Result<PathBuf, Problem> {
+        let relative = std::path::Path::new(input);
+        if input.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(Problem::invalid(
+                "input",
+                format!("`{input}` must be a relative path inside the data directory, without `..`"),
+            ));
+        }
+        let extension = relative.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if !INPUT_EXTENSIONS.contains(&extension.as_str()) {
+            return Err(Problem::invalid(
+                "input",
+                format!("`{input}` is not a telemetry file (.parquet, .csv, .arrow, .arrows or .ipc)"),
+            ));
+        }
+        Ok(self.inner.data_dir.join(relative))
+    }
+
+    /// Job `id`.
+    pub(crate) fn get(&self, id: &str) -> Result<Job, Problem> {
+        let jobs = self.inner.jobs.lock().expect("job table");
+        jobs.get(id).cloned().ok_or_else(|| Problem::not_found(format!("no job `{id}`")))
+    }
+
+    /// Every job, oldest first.
+    pub(crate) fn list(&self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = self.inner.jobs.lock().expect("job table").values().cloned().collect();
+        jobs.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        jobs
+    }
+
+    /// Cancels job `id`: at once when queued, at its next chunk when running.
+    pub(crate) fn cancel(&self, id: &str) -> Result<Job, Problem> {
+        let job = self.get(id)?;
+        if job.state.is_final() {
+            return Err(Problem::conflict("id", format!("job `{id}` has already ended ({:?})", job.state)));
+        }
+        self.flag(id).store(true, Ordering::SeqCst);
+        let job = self
+            .update(id, |job| {
+                if job.state == JobState::Queued {
+                    job.state = JobState::Cancelled;
+                    true
+                } else {
+                    false
+                }
+            })
+            .expect("the job exists");
+        if job.state == JobState::Cancelled {
+            let _ = std::fs::remove_dir_all(self.job_dir(id).join("parts"));
+        }
+        Ok(job)
+    }
+
+    fn flag(&self, id: &str) -> Arc<AtomicBool> {
+        self.inner.cancels.lock().expect("cancel flags").entry(id.to_string()).or_default().clone()
+    }
+
+    /// The output file of a job that succeeded.
+    pub(crate) fn output(&self, id: &str) -> Result<PathBuf, Problem> {
+        let job = self.get(id)?;
+        if job.state != JobState::Succeeded {
+            return Err(Problem::conflict("id", format!("job `{id}` has no output yet ({:?})", job.state)));
+        }
+        Ok(self.job_dir(id).join("output.parquet"))
+    }
+
+    /// Stores an uploaded file as `uploads/<name>` (atomically: it appears whole or not at
+    /// all), refusing it past `max_upload_bytes`.
+    pub(crate) async fn upload(&self, name: &str, body: Body) -> Result<Upload, Problem> {
+        let safe = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !safe {
+            return Err(Problem::invalid(
+                "name",
+                format!("`{name}` must be 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`"),
+            ));
+        }
+        let input = format!("uploads/{name}");
+        let target = self.input_path(&input).map_err(|p| p.moved("input", "name"))?;
+        let dir = target.parent().expect("uploads/ is the parent").to_path_buf();
+        let temporary =
+            dir.join(format!(".{name}.{}.tmp", self.inner.sequence.fetch_add(1, Ordering::Relaxed)));
+        let internal = |e: std::io::Error| Problem::internal(format!("cannot store the upload: {e}"));
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        let mut file = Some(std::fs::File::create(&temporary).map_err(internal)?);
+        let result = async {
+            let mut stream = body.into_data_stream();
+            let (mut buffer, mut bytes) = (Vec::with_capacity(UPLOAD_BUFFER), 0u64);
+            loop {
+                let chunk = stream.next().await;
+                if let Some(chunk) = &chunk {
+                    let chunk: &Bytes = chunk
+                        .as_ref()
+                        .map_err(|e| Problem::malformed(format!("the upload broke off: {e}")))?;
+                    bytes += chunk.len() as u64;
+                    if bytes > self.inner.max_upload_bytes as u64 {
+                        // Read a little more before answering, so that a client still
+                        // sending gets the 413 rather than a reset connection.
+                        let mut drained = 0;
+                        while drained < UPLOAD_DRAIN {
+                            match stream.next().await {
+                                Some(Ok(more)) => drained += more.len(),
+                                _ => break,
+                            }
+                        }
+                        return Err(Problem::too_large_upload(self.inner.max_upload_bytes));
+                    }
+                    buffer.extend_from_slice(chunk);
+                }
+                if buffer.len() >= UPLOAD_BUFFER || (chunk.is_none() && !buffer.is_empty()) {
+                    let (mut open, data) =
+                        (file.take().expect("the file is open"), std::mem::take(&mut buffer));
+                    open = tokio::task::spawn_blocking(move || open.write_all(&data).map(|()| open))
+                        .await
+                        .map_err(|e| Problem::internal(e.to_string()))?
+                        .map_err(internal)?;
+                    file = Some(open);
+                }
+                if chunk.is_none() {
+                    break;
+                }
+            }
+            let open = file.take().expect("the file is open");
+            tokio::task::spawn_blocking(move || open.sync_all())
+                .await
+                .map_err(|e| Problem::internal(e.to_string()))?
+                .map_err(internal)?;
+            std::fs::rename(&temporary, &target).map_err(internal)?;
+            Ok(Upload { input: input.clone(), bytes })
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        result
+    }
+
+    /// Runs job `id` if it is still queued.
+    async fn run(&self, state: &AppState, id: &str) {
+        let Some(job) = self.update(id, |job| {
+            if job.state != JobState::Queued {
+                return false;
+            }
+            job.state = JobState::Running;
+            job.starts += 1;
+            true
+        }) else {
+            return;
+        };
+        if job.state != JobState::Running {
+            return;
+        }
+        let dir = self.job_dir(id);
+        let request = &job.request;
+        let spec = ScoreSpec {
+            input: self.inner.data_dir.join(&request.input),
+            mapping: request.mapping.clone(),
+            horizon: request.horizon,
+            quantiles: request.quantiles.clone(),
+            compute: request.compute.clone(),
+            missing_actions: request.missing_actions,
+            shard: None,
+        };
+        let cancel = self.flag(id);
+        let manager = self.clone();
+        let owned = id.to_string();
+        let mut rows = job.progress.rows_written;
+        let mut progress = move |p: &ScoreProgress| {
+            metrics::job_chunk(p.rows_written.saturating_sub(rows));
+            rows = p.rows_written;
+            manager.update(&owned, |job| {
+                job.progress = p.clone();
+                true
+            });
+        };
+        let output = dir.join("output.parquet");
+        let result =
+            score(state, &spec, &dir.join("parts"), &output, self.inner.chunk_series, &cancel, &mut progress)
+                .await;
+        self.update(id, |job| {
+            match result {
+                Ok(done) => {
+                    job.state = JobState::Succeeded;
+                    job.progress = done;
+                    job.output = Some(format!("/v1/jobs/{id}/output"));
+                }
+                Err(ScoreError::Cancelled { .. }) => job.state = JobState::Cancelled,
+                Err(e) => {
+                    job.state = JobState::Failed;
+                    job.error = Some(e.to_string());
+                }
+            }
+            true
+        });
+        self.inner.cancels.lock().expect("cancel flags").remove(id);
+        if let Ok(job) = self.get(id) {
+            metrics::job_ended(&format!("{:?}", job.state).to_ascii_lowercase());
+            if job.state == JobState::Cancelled {
+                let _ = std::fs::remove_dir_all(dir.join("parts"));
+            }
+        }
+    }
+}
+
+/// Runs queued jobs one at a time, for as long as the service runs.
+async fn runner(state: AppState, manager: JobManager, mut queue: mpsc::UnboundedReceiver<String>) {
+    while let Some(id) = queue.recv().await {
+        manager.run(&state, &id).await;
+    }
+}
+
+/// The body of a file, streamed from disk in blocks.
+pub(crate) fn file_body(file: std::fs::File) -> Body {
+    let blocks = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut block = vec![0u8; 256 * 1024];
+            let n = file.read(&mut block)?;
+            block.truncate(n);
+            Ok::<_, std::io::Error>((block, file))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match read {
+            Ok((block, _)) if block.is_empty() => None,
+            Ok((block, file)) => Some((Ok(Bytes::from(block)), Some(file))),
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Body::from_stream(blocks)
+}
+
+/// Queue a batch-scoring job over a file in the data directory.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    request_body = JobRequest,
+    responses(
+        (status = 202, description = "Queued; `Location` names the job", body = Job),
+        (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Jobs are off, or the runner stopped", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn post_job(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<JobRequest>,
+) -> Result<Response, Problem> {
+    let jobs = state.jobs()?;
+    let bounds = state.bounds();
+    if request.horizon == 0 || request.horizon > bounds.max_horizon {
+        return Err(Problem::invalid(
+            "horizon",
+            format!("must be 1 to {} steps, got {}", bounds.max_horizon, request.horizon),
+        ));
+    }
+    crate::prepare::levels(request.quantiles.as_deref(), bounds)?;
+    crate::prepare::options(&request.compute, request.missing_actions, bounds)?;
+    let job = jobs.submit(request)?;
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(job)).into_response())
+}
+
+/// Every job, oldest first.
+#[utoipa::path(get, path = "/v1/jobs", responses((status = 200, body = JobList)), security(("bearer" = [])))]
+pub(crate) async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, Problem> {
+    Ok(Json(JobList { jobs: state.jobs()?.list() }))
+}
+
+/// A job's state, progress, counts and error.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    params(("id" = String, Path, description = "Job identifier")),
+    responses(
+        (status = 200, body = Job),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, Problem> {
+    Ok(Json(state.jobs()?.get(&id)?))
+}
+
+/// Cancel a job: at once when queued, after its current chunk when running.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    params(("id" = String, Path, description = "Job identifier")),
+    responses(
+        (status = 202, description = "Cancelled, or cancelling (the state turns `cancelled` after the current chunk)", body = Job),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has already ended", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn delete_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Job>), Problem> {
+    Ok((StatusCode::ACCEPTED, Json(state.jobs()?.cancel(&id)?)))
+}
+
+/// Download a finished job's output: long-format Parquet (`series_id, timestamp,
+/// channel, scenario, q…, mean, loops_used`).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/output",
+    params(("id" = String, Path, description = "Job identifier")),
+    responses(
+        (status = 200, description = "The output file", content_type = "application/vnd.apache.parquet"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has not succeeded", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn job_output(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let path = state.jobs()?.output(&id)?;
+    let file =
+        std::fs::File::open(&path).map_err(|e| Problem::internal(format!("cannot open the output: {e}")))?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or_default();
+    let headers = [
+        (header::CONTENT_TYPE, PARQUET.to_string()),
+        (header::CONTENT_LENGTH, length.to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.parquet\"")),
+    ];
+    Ok((headers, file_body(file)).into_response())
+}
+
+/// Upload a telemetry file for jobs (stored as `uploads/{name}` in the data directory).
+#[utoipa::path(
+    put,
+    path = "/v1/files/{name}",
+    params(("name" = String, Path, description = "File name, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses(
+        (status = 201, description = "Stored; give `input` to `POST /v1/jobs`", body = Upload),
+        (status = 413, description = "Over `jobs.max_upload_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn put_file(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    match state.jobs() {
+        Ok(jobs) => match jobs.upload(&name, body).await {
+            Ok(upload) => (StatusCode::CREATED, Json(upload)).into_response(),
+            Err(problem) => {
+                // The rest of a refused upload is not read: the client must not reuse the
+                // connection.
+                let mut response = problem.into_response();
+                response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                response
+            }
+        },
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// The media type of Parquet files.
+const PARQUET: &str = "application/vnd.apache.parquet";

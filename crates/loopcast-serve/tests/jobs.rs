@@ -1,0 +1,194 @@
+//! Batch-scoring jobs over real HTTP on 127.0.0.1: upload, queue, progress, download,
+//! the output checked against the model called directly on the same windows; cancel;
+//! bad inputs naming their field. (A job that survives a killed server process is in
+//! `crates/loopcast-cli/tests/serve_cli.rs`.)
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Server, close, model, read_forecast_rows, write_fleet};
+use loopcast_core::Role;
+use loopcast_data::{Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec};
+use loopcast_model::{ForecastOptions, ModelBatch};
+use loopcast_serve::{Jobs, ServeConfig};
+use serde_json::{Value, json};
+
+const HORIZON: usize = 32;
+
+fn config(data_dir: &std::path::Path, chunk_series: usize) -> ServeConfig {
+    ServeConfig {
+        jobs: Jobs { data_dir: data_dir.to_path_buf(), chunk_series, max_upload_bytes: 4 << 20 },
+        ..ServeConfig::default()
+    }
+}
+
+/// Polls job `id` until it has ended; returns its last state.
+async fn wait(server: &Server, id: &str) -> Value {
+    for _ in 0..2400 {
+        let (status, _, job) = server.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "{job}");
+        if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {id} never ended");
+}
+
+/// The model's median of `(series, target)` at every step, on the windows scoring cuts.
+async fn direct_medians(path: &std::path::Path) -> Vec<(String, usize, Vec<f32>)> {
+    let model = model();
+    let config = model.config();
+    let mut reader = TelemetryReader::open(path, ReadOptions::default()).await.unwrap();
+    let channels = reader.channels().to_vec();
+    let spec = WindowSpec {
+        context: config.max_context_patches * config.patch_len,
+        horizon: HORIZON,
+        origins: Origins::Last,
+    };
+    let mut batcher = WindowBatcher::new(spec, &channels, 1024).unwrap();
+    let mut batches = Vec::new();
+    while let Some(series) = reader.next_series().await.unwrap() {
+        batches.extend(batcher.push(&series));
+    }
+    batches.extend(batcher.finish());
+    let windows = batches.remove(0);
+    let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
+    let batch = ModelBatch::new(
+        windows.channels.iter().map(|c| c.role).collect(),
+        windows.len(),
+        windows.context_len,
+        windows.horizon,
+        windows.context.clone(),
+        mask(&windows.context_mask),
+        windows.future.clone(),
+        mask(&windows.future_mask),
+    )
+    .unwrap();
+    let forecast = model.forecast(&batch, &ForecastOptions::default()).unwrap();
+    let median = forecast.levels.iter().position(|l| (l - 0.5).abs() < 1e-9).unwrap();
+    let targets = channels.iter().filter(|c| c.role == Role::Target).count();
+    let mut medians = Vec::new();
+    for (b, id) in windows.series.iter().enumerate() {
+        for t in 0..targets {
+            medians.push((id.clone(), t, (0..HORIZON).map(|h| forecast.value(b, t, h, median)).collect()));
+        }
+    }
+    medians
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_file_is_scored_into_a_downloadable_parquet_that_matches_the_model() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(config(data.path(), 4)).await;
+    let source = tempfile::tempdir().unwrap();
+    let file = source.path().join("fleet.parquet");
+    write_fleet(&file, 10, 400);
+    let bytes = std::fs::read(&file).unwrap();
+
+    let response =
+        server.client.put(server.url("/v1/files/fleet.parquet")).body(bytes.clone()).send().await.unwrap();
+    let (status, _, upload) = common::split(response).await;
+    assert_eq!(status, 201, "{upload}");
+    assert_eq!(upload["input"], "uploads/fleet.parquet");
+    assert_eq!(upload["bytes"].as_u64().unwrap() as usize, bytes.len());
+
+    let body = json!({"input": "uploads/fleet.parquet", "horizon": HORIZON, "quantiles": [0.1, 0.5, 0.9]});
+    let (status, headers, job) = server.post("/v1/jobs", &body).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(headers["location"], format!("/v1/jobs/{id}"));
+    let job = wait(&server, &id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["progress"]["series"], 10);
+    assert_eq!(job["progress"]["windows"], 10);
+    assert_eq!(job["progress"]["chunks_done"], 3, "10 series in chunks of 4");
+    assert_eq!(job["progress"]["rows_written"], 10 * 2 * HORIZON);
+    assert_eq!(job["progress"]["rows_read"], job["progress"]["total_rows"]);
+    let listed = server.get("/v1/jobs").await.2;
+    assert!(listed["jobs"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str()));
+
+    // Download, and compare every median with the model's own on the same windows.
+    let response = server.client.get(server.url(job["output"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/vnd.apache.parquet");
+    let downloaded = source.path().join("output.parquet");
+    std::fs::write(&downloaded, response.bytes().await.unwrap()).unwrap();
+    let rows = read_forecast_rows(&downloaded);
+    assert_eq!(rows.len(), 10 * 2 * HORIZON);
+    let keys: HashSet<(&str, &str, i64)> =
+        rows.iter().map(|(s, c, t, _)| (s.as_str(), c.as_str(), *t)).collect();
+    assert_eq!(keys.len(), rows.len(), "no row twice");
+    let names = ["cpu_util", "latency_p95_ms"];
+    for (series, t, medians) in direct_medians(&file).await {
+        let mut served: Vec<&(String, String, i64, f64)> =
+            rows.iter().filter(|(s, c, _, _)| *s == series && c == names[t]).collect();
+        served.sort_by_key(|r| r.2);
+        assert_eq!(served.len(), HORIZON);
+        for (h, row) in served.iter().enumerate() {
+            close(row.3, f64::from(medians[h]), "scored median");
+            if h > 0 {
+                assert_eq!(row.2 - served[h - 1].2, 300_000_000, "5-minute steps");
+            }
+        }
+    }
+    // A finished job cannot be cancelled.
+    let response = server.client.delete(server.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    assert_eq!(common::split(response).await.0, 409);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_refuse_bad_input_and_can_be_cancelled() {
+    let data = tempfile::tempdir().unwrap();
+    write_fleet(&data.path().join("fleet.parquet"), 40, 300);
+    std::fs::write(data.path().join("broken.parquet"), b"not parquet at all").unwrap();
+    let server = Server::start(config(data.path(), 1)).await;
+
+    for (body, field) in [
+        (json!({"input": "../fleet.parquet", "horizon": 8}), "input"),
+        (json!({"input": "/etc/passwd.csv", "horizon": 8}), "input"),
+        (json!({"input": "missing.parquet", "horizon": 8}), "input"),
+        (json!({"input": "fleet.txt", "horizon": 8}), "input"),
+        (json!({"input": "fleet.parquet", "horizon": 0}), "horizon"),
+        (json!({"input": "fleet.parquet", "horizon": 8, "quantiles": [0.9, 0.1]}), "quantiles[1]"),
+        (json!({"input": "fleet.parquet", "horizon": 8, "extra": 1}), "extra"),
+    ] {
+        let (status, _, problem) = server.post("/v1/jobs", &body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    assert_eq!(server.get("/v1/jobs/nope").await.0, 404);
+    let put =
+        |name: &str, bytes: Vec<u8>| server.client.put(server.url(&format!("/v1/files/{name}"))).body(bytes);
+    let (status, _, problem) = common::split(put(".hidden.parquet", vec![1]).send().await.unwrap()).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
+    // Its own client: the server stops reading a refused upload and closes the connection.
+    let big = reqwest::Client::new().put(server.url("/v1/files/big.parquet")).body(vec![0; 5 << 20]);
+    let (status, headers, problem) = common::split(big.send().await.unwrap()).await;
+    assert_eq!(headers["connection"], "close");
+    assert_eq!(status, 413, "{problem}");
+    assert!(!data.path().join("uploads/big.parquet").exists(), "no partial upload left");
+
+    // A file that is not Parquet fails with the file named.
+    let (_, _, job) = server.post("/v1/jobs", &json!({"input": "broken.parquet", "horizon": 8})).await;
+    let job = wait(&server, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "failed");
+    assert!(job["error"].as_str().unwrap().contains("broken.parquet"), "{job}");
+
+    // Cancel a running job (one series per chunk, so it runs a while).
+    let (_, _, job) = server.post("/v1/jobs", &json!({"input": "fleet.parquet", "horizon": 64})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let response = server.client.delete(server.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let job = wait(&server, &id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(job["output"].is_null());
+    assert!(!data.path().join(format!("jobs/{id}/parts")).exists(), "the parts are removed");
+    let metrics = server.get("/metrics").await.2;
+    assert!(metrics.as_str().unwrap().contains("loopcast_jobs_ended_total"), "{metrics}");
+    assert_eq!(server.get("/health").await.0, 200);
+    server.stop().await;
+}
