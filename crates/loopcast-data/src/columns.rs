@@ -11,15 +11,15 @@ use crate::DataError;
 use loopcast_core::Timestamp;
 
 /// Accepted names of the series identifier column, in order of preference.
-pub(crate) const SERIES_ALIASES: &[&str] = &["series_id", "unique_id", "item_id"];
+pub const SERIES_ALIASES: &[&str] = &["series_id", "unique_id", "item_id"];
 /// Accepted names of the timestamp column.
-pub(crate) const TIMESTAMP_ALIASES: &[&str] = &["timestamp", "ds"];
+pub const TIMESTAMP_ALIASES: &[&str] = &["timestamp", "ds"];
 /// Accepted names of the channel column.
-pub(crate) const CHANNEL_ALIASES: &[&str] = &["channel"];
+pub const CHANNEL_ALIASES: &[&str] = &["channel"];
 /// Accepted names of the value column.
-pub(crate) const VALUE_ALIASES: &[&str] = &["value", "y"];
+pub const VALUE_ALIASES: &[&str] = &["value", "y"];
 /// Accepted names of the optional role column.
-pub(crate) const ROLE_ALIASES: &[&str] = &["role"];
+pub const ROLE_ALIASES: &[&str] = &["role"];
 
 /// The column named `explicit`, or else the first alias present (exact match first, then
 /// case-insensitive). An explicit name that is absent is an error.

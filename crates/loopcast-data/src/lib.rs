@@ -28,6 +28,7 @@ mod report;
 mod window;
 mod writer;
 
+pub use columns::{CHANNEL_ALIASES, ROLE_ALIASES, SERIES_ALIASES, TIMESTAMP_ALIASES, VALUE_ALIASES};
 pub use error::DataError;
 pub use format::{InputFormat, Layout};
 pub use reader::{ReadOptions, TelemetryReader};
@@ -35,6 +36,6 @@ pub use regularise::{Observation, RegularisedSeries, infer_spacing, regularise};
 pub use report::{IngestReport, RejectReason, Rejection, RoleSource, ValueAccount};
 pub use window::{Origins, WindowBatch, WindowBatcher, WindowSpec};
 pub use writer::{
-    AtomicParquetWriter, ForecastRows, ForecastWriter, LongSeriesWriter, concat_parquet, forecast_schema,
-    long_schema, parquet_rows, write_long_parquet,
+    AtomicParquetWriter, ForecastRows, ForecastWriter, LongSeriesWriter, concat_parquet, forecast_batch,
+    forecast_schema, long_schema, parquet_rows, write_long_parquet,
 };

@@ -214,7 +214,6 @@ pub struct ForecastRows<'a> {
 pub struct ForecastWriter {
     writer: AtomicParquetWriter,
     schema: SchemaRef,
-    levels: usize,
     rows: u64,
 }
 
@@ -223,57 +222,15 @@ impl ForecastWriter {
     pub fn create(path: impl AsRef<Path>, levels: &[f64]) -> Result<Self, DataError> {
         let schema = forecast_schema(levels);
         let writer = AtomicParquetWriter::create(path, schema.clone())?;
-        Ok(Self { writer, schema, levels: levels.len(), rows: 0 })
+        Ok(Self { writer, schema, rows: 0 })
     }
 
     /// Appends `parts` as one record batch.
     pub fn write(&mut self, parts: &[ForecastRows<'_>]) -> Result<(), DataError> {
-        let fail = |message: String| DataError::Write { path: self.writer.target.clone(), message };
-        let rows: usize = parts.iter().map(|p| p.timestamps.len()).sum();
-        let mut ids = StringBuilder::new();
-        let mut times = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-        let mut channels = StringBuilder::new();
-        let mut scenarios = StringBuilder::new();
-        let mut quantiles: Vec<Float64Builder> =
-            (0..self.levels).map(|_| Float64Builder::with_capacity(rows)).collect();
-        let mut mean = Float64Builder::with_capacity(rows);
-        let mut loops = UInt32Builder::with_capacity(rows);
-        for part in parts {
-            let steps = part.timestamps.len();
-            if part.quantiles.len() != self.levels
-                || part.quantiles.iter().any(|q| q.len() != steps)
-                || part.mean.len() != steps
-                || part.loops.len() != steps
-            {
-                return Err(fail(format!(
-                    "series `{}` channel `{}`: trajectories do not match its {steps} timestamps and {} levels",
-                    part.series_id, part.channel, self.levels
-                )));
-            }
-            for h in 0..steps {
-                ids.append_value(part.series_id);
-                times.append_value(part.timestamps[h]);
-                channels.append_value(part.channel);
-                scenarios.append_value(part.scenario);
-            }
-            for (builder, values) in quantiles.iter_mut().zip(part.quantiles) {
-                builder.append_slice(values);
-            }
-            mean.append_slice(part.mean);
-            loops.append_slice(part.loops);
-        }
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(ids.finish()),
-            Arc::new(times.finish()),
-            Arc::new(channels.finish()),
-            Arc::new(scenarios.finish()),
-        ];
-        arrays.extend(quantiles.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        arrays.push(Arc::new(mean.finish()));
-        arrays.push(Arc::new(loops.finish()));
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| fail(e.to_string()))?;
+        let batch = forecast_batch(&self.schema, parts)
+            .map_err(|message| DataError::Write { path: self.writer.target.clone(), message })?;
         self.writer.write(&batch)?;
-        self.rows += rows as u64;
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
@@ -282,6 +239,55 @@ impl ForecastWriter {
         self.writer.finish()?;
         Ok(self.rows)
     }
+}
+
+/// `parts` as one record batch of `schema` (a [`forecast_schema`]); the error says which
+/// part does not fit it.
+pub fn forecast_batch(schema: &SchemaRef, parts: &[ForecastRows<'_>]) -> Result<RecordBatch, String> {
+    let levels = schema.fields().len() - 6;
+    let rows: usize = parts.iter().map(|p| p.timestamps.len()).sum();
+    let mut ids = StringBuilder::new();
+    let mut times = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut channels = StringBuilder::new();
+    let mut scenarios = StringBuilder::new();
+    let mut quantiles: Vec<Float64Builder> =
+        (0..levels).map(|_| Float64Builder::with_capacity(rows)).collect();
+    let mut mean = Float64Builder::with_capacity(rows);
+    let mut loops = UInt32Builder::with_capacity(rows);
+    for part in parts {
+        let steps = part.timestamps.len();
+        if part.quantiles.len() != levels
+            || part.quantiles.iter().any(|q| q.len() != steps)
+            || part.mean.len() != steps
+            || part.loops.len() != steps
+        {
+            return Err(format!(
+                "series `{}` channel `{}`: trajectories do not match its {steps} timestamps and {levels} levels",
+                part.series_id, part.channel
+            ));
+        }
+        for h in 0..steps {
+            ids.append_value(part.series_id);
+            times.append_value(part.timestamps[h]);
+            channels.append_value(part.channel);
+            scenarios.append_value(part.scenario);
+        }
+        for (builder, values) in quantiles.iter_mut().zip(part.quantiles) {
+            builder.append_slice(values);
+        }
+        mean.append_slice(part.mean);
+        loops.append_slice(part.loops);
+    }
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(times.finish()),
+        Arc::new(channels.finish()),
+        Arc::new(scenarios.finish()),
+    ];
+    arrays.extend(quantiles.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    arrays.push(Arc::new(mean.finish()));
+    arrays.push(Arc::new(loops.finish()));
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| e.to_string())
 }
 
 /// Rows of the Parquet file at `path`, from its footer.

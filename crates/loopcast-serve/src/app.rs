@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use crate::api::{
     ForecastRequest, ForecastResponse, ModelInfo, ModelsResponse, PlanForecast, PlanRequest, PlanResponse,
     SeriesForecast, SeriesWhatIf, Status, WhatIfRequest, WhatIfResponse,
 };
+use crate::arrow_io::{ARROW_STREAM, ArrowQuery, FromArrow, forecast_stream, wants_arrow, whatif_stream};
 use crate::batcher::{BatchError, Batcher, Plan};
 use crate::config::ServeConfig;
 use crate::jobs;
@@ -323,14 +324,54 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(Problem::unsupported_media(if media.is_empty() { "nothing" } else { media }));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::too_large(state.inner.max_body_bytes)
-            } else {
-                Problem::malformed(rejection.body_text())
-            }
-        })?;
+        let bytes = body_bytes(request, state).await?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// A body as JSON, or as an Arrow IPC stream (`application/vnd.apache.arrow.stream`) with
+/// the other fields as query parameters; errors as [`ApiJson`]'s.
+#[derive(Debug)]
+pub struct ApiBody<T>(pub T);
+
+impl<T: DeserializeOwned + FromArrow> FromRequest<AppState> for ApiBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let media = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if media.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(ARROW_STREAM) {
+            let query = Query::<ArrowQuery>::try_from_uri(request.uri())
+                .map_err(|e| Problem::invalid("query", e.body_text()))?
+                .0;
+            let bytes = body_bytes(request, state).await?;
+            T::from_arrow(&bytes, query).map(ApiBody)
+        } else {
+            ApiJson::<T>::from_request(request, state).await.map(|ApiJson(value)| ApiBody(value))
+        }
+    }
+}
+
+/// The body's bytes, refused past the limit.
+async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(state.inner.max_body_bytes)
+        } else {
+            Problem::malformed(rejection.body_text())
+        }
+    })
+}
+
+/// The answer as JSON, or as an Arrow IPC stream when `Accept` asks for one.
+fn answer<T: serde::Serialize>(
+    headers: &HeaderMap,
+    value: T,
+    arrow: impl FnOnce(&T) -> Result<Vec<u8>, Problem>,
+) -> Result<Response, Problem> {
+    if wants_arrow(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], arrow(&value)?).into_response())
+    } else {
+        Ok(Json(value).into_response())
     }
 }
 
@@ -390,30 +431,44 @@ async fn record(request: Request, next: Next) -> Response {
 #[utoipa::path(
     post,
     path = "/v1/forecast",
-    request_body = ForecastRequest,
-    responses((status = 200, description = "Quantile trajectories per series and target channel", body = ForecastResponse), ModelErrors),
+    request_body(
+        description = "JSON, or an Arrow IPC stream: a long table `series_id, timestamp, channel, role, value` with the other fields as query parameters (`?horizon=48&quantiles=0.1,0.5,0.9`)",
+        content((ForecastRequest = "application/json"), (Vec<u8> = "application/vnd.apache.arrow.stream")),
+    ),
+    responses((status = 200, description = "Quantile trajectories per series and target channel (`Accept: application/vnd.apache.arrow.stream`: rows `series_id, timestamp, channel, scenario, q…, mean, loops_used`)", content(
+        (ForecastResponse = "application/json"),
+        (Vec<u8> = "application/vnd.apache.arrow.stream"),
+    )), ModelErrors),
     security(("bearer" = [])),
 )]
 async fn forecast(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<ForecastRequest>,
-) -> Result<Json<ForecastResponse>, Problem> {
-    state.forecast(request).await.map(Json)
+    headers: HeaderMap,
+    ApiBody(request): ApiBody<ForecastRequest>,
+) -> Result<Response, Problem> {
+    answer(&headers, state.forecast(request).await?, forecast_stream)
 }
 
 /// Roll K action plans out from one encoding of each history.
 #[utoipa::path(
     post,
     path = "/v1/whatif",
-    request_body = WhatIfRequest,
-    responses((status = 200, description = "One trajectory per plan and series, with its difference from the baseline", body = WhatIfResponse), ModelErrors),
+    request_body(
+        description = "JSON, or an Arrow IPC stream: a long table `series_id, timestamp, channel, role, value, scenario` (rows with a scenario are that plan's future values) with the other fields as query parameters",
+        content((WhatIfRequest = "application/json"), (Vec<u8> = "application/vnd.apache.arrow.stream")),
+    ),
+    responses((status = 200, description = "One trajectory per plan and series, with its difference from the baseline (`Accept: application/vnd.apache.arrow.stream`: rows with the plan as `scenario`)", content(
+        (WhatIfResponse = "application/json"),
+        (Vec<u8> = "application/vnd.apache.arrow.stream"),
+    )), ModelErrors),
     security(("bearer" = [])),
 )]
 async fn whatif(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<WhatIfRequest>,
-) -> Result<Json<WhatIfResponse>, Problem> {
-    state.whatif(request).await.map(Json)
+    headers: HeaderMap,
+    ApiBody(request): ApiBody<WhatIfRequest>,
+) -> Result<Response, Problem> {
+    answer(&headers, state.whatif(request).await?, whatif_stream)
 }
 
 /// The cheapest action schedule that keeps a service-level bound, with the cost/risk

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod app;
+mod arrow_io;
 mod batcher;
 mod config;
 mod jobs;
@@ -18,7 +19,8 @@ mod score;
 
 use std::future::Future;
 
-pub use app::{ApiJson, AppState, openapi_json, parse, router};
+pub use app::{ApiBody, ApiJson, AppState, openapi_json, parse, router};
+pub use arrow_io::ARROW_STREAM;
 pub use batcher::{BatchError, Batcher, Plan, Ticket, WorkItem};
 pub use config::{Batching, Jobs, Limits, ServeConfig};
 pub use problem::{PROBLEM_JSON, Problem};
