@@ -180,15 +180,25 @@ impl Worker {
         self.warm_up();
         self.ready.store(true, Ordering::Release);
         let wait = Duration::from_millis(self.config.max_wait_ms);
+        // Items in the last model call: more than one means requests arrive together, and
+        // waiting a little for the rest of them pays.
+        let mut last_items = 1;
         while let Ok(first) = receiver.recv() {
             first.slot.release();
             let mut pending = VecDeque::from([first]);
             if self.config.enabled {
                 let mut windows = pending[0].item.windows();
-                let until = Instant::now() + wait;
+                // What queued up while the last call ran joins at once; then, under
+                // concurrent load only, up to `max_wait` more.
+                let until = Instant::now() + if last_items > 1 { wait } else { Duration::ZERO };
                 while windows < self.config.max_batch_windows {
                     let left = until.saturating_duration_since(Instant::now());
-                    match receiver.recv_timeout(left) {
+                    let next = if left.is_zero() {
+                        receiver.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+                    } else {
+                        receiver.recv_timeout(left)
+                    };
+                    match next {
                         Ok(queued) => {
                             queued.slot.release();
                             windows += queued.item.windows();
@@ -198,6 +208,7 @@ impl Worker {
                     }
                 }
             }
+            last_items = pending.len();
             let now = Instant::now();
             let (live, expired): (VecDeque<Queued>, VecDeque<Queued>) = pending
                 .into_iter()

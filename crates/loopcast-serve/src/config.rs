@@ -94,7 +94,9 @@ pub struct Batching {
     pub enabled: bool,
     /// Most windows (series × scenarios) in one model call.
     pub max_batch_windows: usize,
-    /// Longest wait for more requests once one is queued, milliseconds.
+    /// Longest wait for more requests, milliseconds, once the queue is drained — taken
+    /// only when the last model call ran more than one request (concurrent load), so a
+    /// lone request never waits. What queued during the last call always joins.
     pub max_wait_ms: u64,
     /// Requests that may wait; past it the answer is 503 with `Retry-After`.
     pub queue_capacity: usize,
