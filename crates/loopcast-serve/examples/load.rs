@@ -23,13 +23,8 @@ fn standard() -> Value {
 /// Sends `body` to `url`; the latency when the answer is 200.
 async fn send(client: &reqwest::Client, url: &str, body: &[u8]) -> Option<Duration> {
     let started = Instant::now();
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .ok()?;
+    let response =
+        client.post(url).header("content-type", "application/json").body(body.to_vec()).send().await.ok()?;
     let ok = response.status().is_success();
     response.bytes().await.ok()?;
     ok.then(|| started.elapsed())
@@ -111,13 +106,15 @@ async fn whatif(base: &str, ks: &[usize]) {
     let horizon = standard["horizon"].as_u64().expect("a horizon") as usize;
     let client = reqwest::Client::new();
     let (forecast_url, whatif_url) = (format!("{base}/v1/forecast"), format!("{base}/v1/whatif"));
-    let one = serde_json::to_vec(&json!({"series": [series.clone()], "horizon": horizon})).expect("serialises");
+    let one =
+        serde_json::to_vec(&json!({"series": [series.clone()], "horizon": horizon})).expect("serialises");
     for &k in ks {
         let plans: Vec<Value> = (0..k)
             .map(|p| json!({"name": format!("replicas-{}", 2 + p), "actions": {"replicas": vec![2 + p; horizon]}}))
             .collect();
-        let what = serde_json::to_vec(&json!({"series": [series.clone()], "horizon": horizon, "plans": plans}))
-            .expect("serialises");
+        let what =
+            serde_json::to_vec(&json!({"series": [series.clone()], "horizon": horizon, "plans": plans}))
+                .expect("serialises");
         let repeated = serde_json::to_vec(&json!({"series": vec![series.clone(); k], "horizon": horizon}))
             .expect("serialises");
         let rounds = 7;
