@@ -41,10 +41,20 @@ pub(crate) struct InspectArgs {
     json: bool,
 }
 
+/// `--format`: the table layout.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LayoutArg {
+pub(crate) enum LayoutArg {
     Long,
     Wide,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(layout: LayoutArg) -> Self {
+        match layout {
+            LayoutArg::Long => Layout::Long,
+            LayoutArg::Wide => Layout::Wide,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -63,10 +73,7 @@ pub(crate) async fn run(args: InspectArgs) -> Result<()> {
             FileTypeArg::Csv => InputFormat::Csv,
             FileTypeArg::Arrow => InputFormat::ArrowIpc,
         }),
-        layout: match args.format {
-            LayoutArg::Long => Layout::Long,
-            LayoutArg::Wide => Layout::Wide,
-        },
+        layout: args.format.into(),
         mapping,
         filter: args.filter,
         frequency: args.freq,

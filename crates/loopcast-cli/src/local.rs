@@ -16,7 +16,7 @@ use loopcast_serve::{AppState, Problem, ScoreError, ScoreProgress, ScoreSpec, Se
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::inspect::load_mapping;
+use crate::inspect::{LayoutArg, load_mapping};
 use crate::{Interrupted, interrupt_flag, models};
 
 /// Where the model comes from, for every local command.
@@ -136,8 +136,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Arguments of `loopcast score`.
 #[derive(Debug, Args)]
 pub(crate) struct ScoreArgs {
-    /// The telemetry file (.parquet, .csv, .arrow/.arrows/.ipc), long layout.
+    /// The telemetry file (.parquet, .csv, .arrow/.arrows/.ipc).
     input: PathBuf,
+    /// Table layout: one value per row (long) or one column per channel (wide, needs
+    /// --mapping).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Long)]
+    format: LayoutArg,
     /// The output: long-format Parquet (`series_id, timestamp, channel, scenario, q…,
     /// mean, loops_used`), written atomically.
     #[arg(long, short)]
@@ -183,6 +187,7 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
     }
     let spec = ScoreSpec {
         input: args.input.clone(),
+        layout: args.format.into(),
         mapping: args.mapping.as_deref().map(load_mapping).transpose()?,
         horizon: args.horizon,
         quantiles: args.quantiles.clone(),

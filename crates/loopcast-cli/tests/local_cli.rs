@@ -157,3 +157,22 @@ fn score_resumes_after_ctrl_c_and_shards_partition_the_series() {
     let out = loopcast(&["score", fleet, "--horizon", "16", "--shard", "2/2", "-o", elsewhere]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn score_reads_wide_tables_with_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("{}/../../examples/data", env!("CARGO_MANIFEST_DIR"));
+    let (wide, mapping) =
+        (format!("{data}/services_wide.parquet"), format!("{data}/services_wide.mapping.toml"));
+    let output = dir.path().join("wide.parquet");
+    let args = ["score", &wide, "--format", "wide", "--horizon", "8", "-o", output.to_str().unwrap()];
+    let out = loopcast(&[&args[..], &["--mapping", &mapping]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = keys(&output);
+    let series: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(series.len(), 3, "{series:?}");
+    // Without the mapping the columns' roles are unknown: exit 65 naming the file.
+    let out = loopcast(&args);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("services_wide.parquet"), "{}", stderr(&out));
+}

@@ -105,7 +105,7 @@ fn a_job_killed_with_its_server_resumes_after_a_restart_with_every_row_once() {
     let out = loopcast(&["simulate", "--series", "96", "--length", "320", "--out", fleet.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config = dir.path().join("loopcast.toml");
-    std::fs::write(&config, format!("[jobs]\ndata_dir = {:?}\nchunk_series = 2\n", data.to_str().unwrap()))
+    std::fs::write(&config, format!("[jobs]\ndata_dir = {:?}\nchunk_series = 1\n", data.to_str().unwrap()))
         .unwrap();
     let config = config.to_str().unwrap();
 

@@ -411,6 +411,10 @@ pub struct JobRequest {
     /// The input file (Parquet, CSV or Arrow IPC), relative to the service's data
     /// directory; `uploads/<name>` for a file sent with `PUT /v1/files/{name}`.
     pub input: String,
+    /// `long` (one value per row: `series_id, timestamp, channel, value`) or `wide` (one
+    /// column per channel; needs `mapping`).
+    #[serde(default)]
+    pub layout: TableLayout,
     /// Channel roles and column names, as in a mapping file (`{"channels": {"cpu":
     /// "target", "replicas": "action"}}`); without it every channel of a long file is a
     /// target.
@@ -428,6 +432,17 @@ pub struct JobRequest {
     /// Unknown future action cells.
     #[serde(default)]
     pub missing_actions: MissingActionsInput,
+}
+
+/// How a telemetry table lays out channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableLayout {
+    /// One row per (series, timestamp, channel) value.
+    #[default]
+    Long,
+    /// One row per (series, timestamp), one column per channel.
+    Wide,
 }
 
 /// Where a job is.

@@ -319,10 +319,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let media = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(Problem::unsupported_media(if media.is_empty() { "nothing" } else { media }));
+        let media = media_type(&request);
+        if media != "application/json" && !media.ends_with("+json") {
+            return Err(Problem::unsupported_media(request_media(&request), &["application/json"]));
         }
         let bytes = body_bytes(request, state).await?;
         parse(&bytes).map(ApiJson)
@@ -338,17 +337,29 @@ impl<T: DeserializeOwned + FromArrow> FromRequest<AppState> for ApiBody<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let media = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if media.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(ARROW_STREAM) {
+        let media = media_type(&request);
+        if media == ARROW_STREAM {
             let query = Query::<ArrowQuery>::try_from_uri(request.uri())
                 .map_err(|e| Problem::invalid("query", e.body_text()))?
                 .0;
             let bytes = body_bytes(request, state).await?;
             T::from_arrow(&bytes, query).map(ApiBody)
-        } else {
+        } else if media == "application/json" || media.ends_with("+json") {
             ApiJson::<T>::from_request(request, state).await.map(|ApiJson(value)| ApiBody(value))
+        } else {
+            Err(Problem::unsupported_media(request_media(&request), &["application/json", ARROW_STREAM]))
         }
     }
+}
+
+/// The request's media type without parameters, lower-cased (empty when absent).
+fn media_type(request: &Request) -> String {
+    request_media(request).split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// The request's `Content-Type` as sent.
+fn request_media(request: &Request) -> &str {
+    request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// The body's bytes, refused past the limit.

@@ -17,9 +17,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::StreamExt;
+use loopcast_data::Layout;
 use tokio::sync::mpsc;
 
-use crate::api::{Job, JobList, JobRequest, JobState, Upload};
+use crate::api::{Job, JobList, JobRequest, JobState, TableLayout, Upload};
 use crate::app::{ApiJson, AppState};
 use crate::config::Jobs as JobsConfig;
 use crate::metrics;
@@ -135,6 +136,12 @@ impl JobManager {
 
     /// Checks and queues a job.
     pub(crate) fn submit(&self, request: JobRequest) -> Result<Job, Problem> {
+        if request.layout == TableLayout::Wide && request.mapping.is_none() {
+            return Err(Problem::invalid(
+                "mapping",
+                "a wide table needs a mapping naming each column's role",
+            ));
+        }
         let input = self.input_path(&request.input)?;
         if !input.is_file() {
             return Err(Problem::invalid(
@@ -326,6 +333,10 @@ impl JobManager {
         let request = &job.request;
         let spec = ScoreSpec {
             input: self.inner.data_dir.join(&request.input),
+            layout: match request.layout {
+                TableLayout::Long => Layout::Long,
+                TableLayout::Wide => Layout::Wide,
+            },
             mapping: request.mapping.clone(),
             horizon: request.horizon,
             quantiles: request.quantiles.clone(),

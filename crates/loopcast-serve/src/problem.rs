@@ -72,12 +72,13 @@ impl Problem {
     }
 
     /// 415: a body in a media type this route does not take.
-    pub fn unsupported_media(found: &str) -> Self {
+    pub fn unsupported_media(found: &str, accepted: &[&str]) -> Self {
+        let found = if found.is_empty() { "nothing" } else { found };
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             Some("Content-Type".into()),
-            format!("expected `application/json`, got `{found}`"),
+            format!("expected `{}`, got `{found}`", accepted.join("` or `")),
         )
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use loopcast_core::{ChannelMapping, Role};
 use loopcast_data::{
-    DataError, ForecastRows, ForecastWriter, Origins, ReadOptions, TelemetryReader, WindowBatch,
+    DataError, ForecastRows, ForecastWriter, Layout, Origins, ReadOptions, TelemetryReader, WindowBatch,
     WindowBatcher, WindowSpec, concat_parquet, parquet_rows,
 };
 use loopcast_model::ModelBatch;
@@ -34,6 +34,8 @@ pub const FORECAST_SCENARIO: &str = "forecast";
 pub struct ScoreSpec {
     /// The telemetry file (Parquet, CSV or Arrow IPC; long layout, or wide with a mapping).
     pub input: PathBuf,
+    /// One value per row (long) or one column per channel (wide, needs `mapping`).
+    pub layout: Layout,
     /// Channel roles and column names; without it every channel of a long file is a
     /// target.
     pub mapping: Option<ChannelMapping>,
@@ -158,7 +160,7 @@ pub async fn score(
     }
     let levels = levels(spec.quantiles.as_deref(), bounds)?;
     let options = options(&spec.compute, spec.missing_actions, bounds)?;
-    let read = ReadOptions { mapping: spec.mapping.clone(), ..ReadOptions::default() };
+    let read = ReadOptions { layout: spec.layout, mapping: spec.mapping.clone(), ..ReadOptions::default() };
     let mut reader = TelemetryReader::open(&spec.input, read).await?;
     claim_work_dir(work_dir, spec, chunk_series)?;
     let channels = reader.channels().to_vec();

@@ -336,6 +336,8 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
     let (status, _, problem) =
         common::split(raw("series=1", "application/x-www-form-urlencoded").await.unwrap()).await;
     assert_eq!((status, problem["field"].as_str().unwrap()), (415, "Content-Type"), "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("application/vnd.apache.arrow.stream"), "forecasts also take Arrow: {detail}");
     let long = Telemetry::new("long", 8000, 5).json(None);
     let (status, _, problem) = server.post("/v1/forecast", &json!({"series": [long], "horizon": 16})).await;
     assert_eq!((status, problem["field"].as_str().unwrap()), (413, "body"), "{problem}");

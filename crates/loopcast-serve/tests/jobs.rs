@@ -155,6 +155,7 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
         (json!({"input": "fleet.parquet", "horizon": 0}), "horizon"),
         (json!({"input": "fleet.parquet", "horizon": 8, "quantiles": [0.9, 0.1]}), "quantiles[1]"),
         (json!({"input": "fleet.parquet", "horizon": 8, "extra": 1}), "extra"),
+        (json!({"input": "fleet.parquet", "horizon": 8, "layout": "wide"}), "mapping"),
     ] {
         let (status, _, problem) = server.post("/v1/jobs", &body).await;
         assert_eq!(status, 422, "{body}: {problem}");
