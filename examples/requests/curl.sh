@@ -33,6 +33,10 @@ done
 echo "job $id: $state"
 curl -fsS "${auth[@]}" -o "${TMPDIR:-/tmp}/loopcast-scores.parquet" "$url/v1/jobs/$id/output"
 echo "output: ${TMPDIR:-/tmp}/loopcast-scores.parquet ($(wc -c < "${TMPDIR:-/tmp}/loopcast-scores.parquet") bytes)"
+echo '# GET /v1/jobs'
+curl -fsS "${auth[@]}" "$url/v1/jobs" | head -c 300; echo ' …'
+echo '# DELETE /v1/jobs/{id} cancels a queued or running job; this one has ended: 409'
+curl -sS "${auth[@]}" -X DELETE "$url/v1/jobs/$id"; echo
 echo '# A bad request: the problem names the field'
 curl -sS "${auth[@]}" "${json[@]}" -d '{"series": [], "horizon": 0}' "$url/v1/forecast"; echo
 echo '# GET /metrics (Prometheus)'

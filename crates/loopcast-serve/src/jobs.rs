@@ -209,7 +209,10 @@ impl JobManager {
     pub(crate) fn cancel(&self, id: &str) -> Result<Job, Problem> {
         let job = self.get(id)?;
         if job.state.is_final() {
-            return Err(Problem::conflict("id", format!("job `{id}` has already ended ({:?})", job.state)));
+            return Err(Problem::conflict(
+                "id",
+                format!("job `{id}` has already ended ({})", job.state.as_str()),
+            ));
         }
         self.flag(id).store(true, Ordering::SeqCst);
         let job = self
@@ -236,7 +239,10 @@ impl JobManager {
     pub(crate) fn output(&self, id: &str) -> Result<PathBuf, Problem> {
         let job = self.get(id)?;
         if job.state != JobState::Succeeded {
-            return Err(Problem::conflict("id", format!("job `{id}` has no output yet ({:?})", job.state)));
+            return Err(Problem::conflict(
+                "id",
+                format!("job `{id}` has no output yet ({})", job.state.as_str()),
+            ));
         }
         Ok(self.job_dir(id).join("output.parquet"))
     }
@@ -377,7 +383,7 @@ impl JobManager {
         });
         self.inner.cancels.lock().expect("cancel flags").remove(id);
         if let Ok(job) = self.get(id) {
-            metrics::job_ended(&format!("{:?}", job.state).to_ascii_lowercase());
+            metrics::job_ended(job.state.as_str());
             if job.state == JobState::Cancelled {
                 let _ = std::fs::remove_dir_all(dir.join("parts"));
             }
