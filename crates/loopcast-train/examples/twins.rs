@@ -1,11 +1,14 @@
 //! Shows what a model makes of twin pairs: for each held-out SRE episode, how the
 //! departing plan differs from the base plan, the true effect on every target channel
 //! (departing minus base, same noise) and the model's predicted effect (difference of
-//! medians), both as mean over the horizon in units of the context's spread:
+//! medians), both as mean over the horizon in units of the context's spread; then, per
+//! pair, where the plan's difference fades on its way through the network (scaled
+//! inputs, action tokens, one step of the core block from the shared initial state):
 //! `cargo run --release -p loopcast-train --example twins -- MODEL_DIR [PAIRS]`.
 
+use burn::tensor::Tensor;
 use loopcast_core::Role;
-use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
+use loopcast_model::{DeviceKind, ForecastOptions, Inputs, LoopedWorldModel, ModelBatch};
 use loopcast_train::data::{EVALUATION_SEEDS, SreLayout, sre_windows};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -62,6 +65,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
+    }
+    pathway(&model, &batch, episodes.len())?;
+    Ok(())
+}
+
+/// For each pair, the size of the twins' difference at each stage of the action pathway
+/// against the size of what it is added to: the scaled planned values, the action tokens
+/// of the first patch, and one core-block step from the (shared) initial state.
+fn pathway(
+    model: &LoopedWorldModel,
+    batch: &ModelBatch,
+    pairs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let network = model.network();
+    let inputs = Inputs::new(batch, model.config(), model.device());
+    let (b, t, c) = (batch.batch(), inputs.targets, batch.roles().len());
+    let norm = |x: Tensor<3>| -> Result<f32, Box<dyn std::error::Error>> {
+        Ok(x.powf_scalar(2.0).sum().sqrt().into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?[0])
+    };
+    let encoded = network.encode(&inputs);
+    let memory = network.memory_keys(encoded.memory.clone());
+    let actions = network.actions(&inputs);
+    let [_, a, _, d] = actions.dims();
+    let first = actions.slice([0..b, 0..a, 0..1, 0..d]).reshape([b, a, d]);
+    let next = network.step(encoded.state.clone(), first.clone(), &memory, 0);
+    let [_, s, _] = next.dims();
+    let h = inputs.future.dims()[2];
+    println!("action pathway (twin minus base | base), first patch:");
+    for pair in 0..pairs {
+        let (base, twin) = (2 * pair, 2 * pair + 1);
+        let row = |x: &Tensor<3>, r: usize, width: usize, from: usize, to: usize| {
+            x.clone().slice([r..r + 1, from..to, 0..width])
+        };
+        let planned = norm(row(&inputs.future, twin, h, t, c) - row(&inputs.future, base, h, t, c))?;
+        let tokens = norm(row(&first, twin, d, 0, a) - row(&first, base, d, 0, a))?;
+        let stepped = norm(row(&next, twin, d, 0, s) - row(&next, base, d, 0, s))?;
+        let update = norm(row(&next, base, d, 0, s) - row(&encoded.state, base, d, 0, s))?;
+        println!(
+            "  pair {pair}: scaled plan {planned:.3} | {:.3}, action tokens {tokens:.3} | {:.3}, \
+             one step {stepped:.4} | update {update:.3}",
+            norm(row(&inputs.future, base, h, t, c))?,
+            norm(row(&first, base, d, 0, a))?,
+        );
     }
     Ok(())
 }
