@@ -22,8 +22,12 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
     /// Continue the run in `--out` from its last checkpoint (same recipe required).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     resume: bool,
+    /// Start from this model directory's weights instead of random ones (fine-tuning, or
+    /// training a model further); its config must be the recipe's `model`.
+    #[arg(long, value_name = "MODEL_DIR")]
+    init: Option<PathBuf>,
     /// Device: `cpu` (burn's flex backend) or `wgpu` (Vulkan, Metal, DX12).
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
@@ -38,6 +42,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     let options = TrainOptions {
         out_dir: args.out.clone(),
         resume: args.resume,
+        init: args.init.clone(),
         device: args.device,
         progress: !args.quiet,
     };

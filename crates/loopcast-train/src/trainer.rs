@@ -25,6 +25,10 @@ pub struct TrainOptions {
     pub out_dir: PathBuf,
     /// Continue from the last checkpoint in `out_dir` instead of starting afresh.
     pub resume: bool,
+    /// Start a fresh run from this model directory's weights instead of random ones
+    /// (fine-tuning, or training a shipped model further); its config must be the
+    /// recipe's model. Ignored by `resume`, whose checkpoint holds the weights.
+    pub init: Option<PathBuf>,
     /// Where the tensors live.
     pub device: DeviceKind,
     /// Draw a progress bar on stderr.
@@ -121,10 +125,22 @@ pub fn train(
                 out.display()
             )));
         }
-        let network = {
-            let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-            device.seed(config.seed);
-            stable_ids(Network::new(model_config, &device))
+        let network = match &options.init {
+            Some(dir) => {
+                let start = LoopedWorldModel::load(dir, &device)?;
+                if start.config() != model_config {
+                    return Err(TrainError::Config {
+                        path: dir.clone(),
+                        message: "the initial model's config is not the recipe's `model`".into(),
+                    });
+                }
+                stable_ids(start.network().clone())
+            }
+            None => {
+                let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+                device.seed(config.seed);
+                stable_ids(Network::new(model_config, &device))
+            }
         };
         let _ = fs::remove_file(out.join(LOG));
         (network, optimizer(config), 0, 0.0)

@@ -66,7 +66,7 @@ horizon = 16
 }
 
 fn options(dir: &Path, resume: bool) -> TrainOptions {
-    TrainOptions { out_dir: dir.to_path_buf(), resume, device: DeviceKind::Cpu, progress: false }
+    TrainOptions { out_dir: dir.to_path_buf(), resume, init: None, device: DeviceKind::Cpu, progress: false }
 }
 
 fn log(dir: &Path) -> Vec<LogLine> {
@@ -167,4 +167,41 @@ fn every_shipped_recipe_is_valid() {
         let config = TrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.model.config.quantiles.len(), 13, "{}", path.display());
     }
+}
+
+/// A run started from a model's weights: with a learning rate of zero it exports that
+/// model's forecasts; a model of another shape is refused, naming the directory.
+#[test]
+fn a_run_can_start_from_a_models_weights() {
+    let (first, second, other) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    train(&tiny(20), &options(first.path(), false), &AtomicBool::new(false)).unwrap();
+    let mut frozen = tiny(1);
+    frozen.optimizer.learning_rate = 1e-30; // below f32 resolution: the weights stay
+    frozen.optimizer.weight_decay = 0.0;
+    frozen.seed = 99;
+    let start = first.path().join("model");
+    let from = TrainOptions { init: Some(start.clone()), ..options(second.path(), false) };
+    train(&frozen, &from, &AtomicBool::new(false)).unwrap();
+    let device = DeviceKind::Cpu.device().unwrap();
+    let (a, b) = (
+        LoopedWorldModel::load(&start, &device).unwrap(),
+        LoopedWorldModel::load(second.path().join("model"), &device).unwrap(),
+    );
+    let window = loopcast_train::data::prior_windows(&[3], 32, 16, 1, None).unwrap();
+    let (x, y) = (
+        a.forecast(&window, &ForecastOptions::default()).unwrap(),
+        b.forecast(&window, &ForecastOptions::default()).unwrap(),
+    );
+    assert_eq!(x.values, y.values, "the run starts from the given weights");
+
+    let mut wider = tiny(1);
+    wider.model.config.d_model = 32;
+    let err = train(
+        &wider,
+        &TrainOptions { init: Some(start), ..options(other.path(), false) },
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("model"), "{err}");
 }
