@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::loopcast;
+use common::{forecast_keys, loopcast};
 
 fn examples(file: &str) -> String {
     format!("{}/../../examples/requests/{file}", env!("CARGO_MANIFEST_DIR"))
@@ -48,31 +47,6 @@ fn requests_are_answered_locally_and_bad_ones_name_file_and_field() {
     let out = loopcast(&["forecast", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(65));
     assert!(stderr(&out).contains("`series`"), "{}", stderr(&out));
-}
-
-/// `(series_id, channel, timestamp)` of every row of a forecast file.
-fn keys(path: &Path) -> Vec<(String, String, i64)> {
-    use arrow::array::{Array, StringArray, TimestampMicrosecondArray};
-    let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let text = |name: &str| {
-            batch.column_by_name(name).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
-        };
-        let (ids, channels) = (text("series_id"), text("channel"));
-        let times = batch.column_by_name("timestamp").unwrap();
-        let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
-        for i in 0..batch.num_rows() {
-            assert!(!ids.is_null(i) && !times.is_null(i));
-            rows.push((ids.value(i).to_string(), channels.value(i).to_string(), times.value(i)));
-        }
-    }
-    rows
 }
 
 #[test]
@@ -114,7 +88,7 @@ fn score_resumes_after_ctrl_c_and_shards_partition_the_series() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(stderr(&resumed).contains("chunks resumed"), "{}", stderr(&resumed));
     assert!(!parts.exists());
-    let rows = keys(&output);
+    let rows = forecast_keys(&output);
     let unique: HashSet<&(String, String, i64)> = rows.iter().collect();
     assert_eq!(unique.len(), rows.len(), "a row twice");
     let series: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
@@ -137,7 +111,7 @@ fn score_resumes_after_ctrl_c_and_shards_partition_the_series() {
             path.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
-        sharded.push(keys(&path));
+        sharded.push(forecast_keys(&path));
     }
     let ids = |rows: &[(String, String, i64)]| rows.iter().map(|r| r.0.clone()).collect::<BTreeSet<String>>();
     let (first, second) = (ids(&sharded[0]), ids(&sharded[1]));
@@ -168,7 +142,7 @@ fn score_reads_wide_tables_with_a_mapping() {
     let args = ["score", &wide, "--format", "wide", "--horizon", "8", "-o", output.to_str().unwrap()];
     let out = loopcast(&[&args[..], &["--mapping", &mapping]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
-    let rows = keys(&output);
+    let rows = forecast_keys(&output);
     let series: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(series.len(), 3, "{series:?}");
     // Without the mapping the columns' roles are unknown: exit 65 naming the file.

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
-use common::loopcast;
+use common::{forecast_keys, loopcast};
 
 /// One HTTP/1.1 exchange on a fresh connection: the status code and the body.
 fn http(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -152,7 +152,7 @@ fn a_job_killed_with_its_server_resumes_after_a_restart_with_every_row_once() {
     assert_eq!(progress["windows"], 96);
 
     // Exactly the expected rows: each (series, target) has every horizon step once.
-    let rows = read_output(&data.join(format!("jobs/{id}/output.parquet")));
+    let rows = forecast_keys(&data.join(format!("jobs/{id}/output.parquet")));
     assert_eq!(rows.len() as u64, progress["rows_written"].as_u64().unwrap());
     let mut per_pair: HashMap<(String, String), Vec<i64>> = HashMap::new();
     for (series, channel, time) in rows {
@@ -168,29 +168,4 @@ fn a_job_killed_with_its_server_resumes_after_a_restart_with_every_row_once() {
     assert!(!data.join(format!("jobs/{id}/parts")).exists(), "the parts are gone once joined");
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-/// `(series_id, channel, timestamp µs)` of every row of a forecast Parquet file.
-fn read_output(path: &std::path::Path) -> Vec<(String, String, i64)> {
-    use arrow::array::{Array, StringArray, TimestampMicrosecondArray};
-    let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let strings = |name: &str| {
-            batch.column_by_name(name).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
-        };
-        let (ids, channels) = (strings("series_id"), strings("channel"));
-        let times = batch.column_by_name("timestamp").unwrap();
-        let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
-        for i in 0..batch.num_rows() {
-            assert!(!times.is_null(i));
-            rows.push((ids.value(i).to_string(), channels.value(i).to_string(), times.value(i)));
-        }
-    }
-    rows
 }

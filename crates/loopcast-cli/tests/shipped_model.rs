@@ -6,7 +6,7 @@ use std::path::Path;
 
 use loopcast_core::{ChannelMapping, Role};
 use loopcast_data::{Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec};
-use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelBatch};
+use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
 
 fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap()
@@ -39,19 +39,7 @@ async fn the_shipped_model_forecasts_the_example_file() {
     let windows = batches.into_iter().next().expect("the file has windows");
     assert_eq!(windows.len(), 6, "3 series × 2 origins");
 
-    let roles: Vec<Role> = windows.channels.iter().map(|c| c.role).collect();
-    let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
-    let batch = ModelBatch::new(
-        roles,
-        windows.len(),
-        windows.context_len,
-        windows.horizon,
-        windows.context.clone(),
-        mask(&windows.context_mask),
-        windows.future.clone(),
-        mask(&windows.future_mask),
-    )
-    .unwrap();
+    let batch = loopcast_serve::model_batch(&windows).unwrap();
     let forecast = model.forecast(&batch, &ForecastOptions::default()).unwrap();
     assert_eq!((forecast.batch, forecast.targets, forecast.steps), (6, 3, 64));
     let q = forecast.levels.len();

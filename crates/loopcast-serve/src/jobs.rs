@@ -437,12 +437,7 @@ pub(crate) async fn post_job(
 ) -> Result<Response, Problem> {
     let jobs = state.jobs()?;
     let bounds = state.bounds();
-    if request.horizon == 0 || request.horizon > bounds.max_horizon {
-        return Err(Problem::invalid(
-            "horizon",
-            format!("must be 1 to {} steps, got {}", bounds.max_horizon, request.horizon),
-        ));
-    }
+    bounds.check_horizon(request.horizon)?;
     crate::prepare::levels(request.quantiles.as_deref(), bounds)?;
     crate::prepare::options(&request.compute, request.missing_actions, bounds)?;
     let job = jobs.submit(request)?;

@@ -24,7 +24,7 @@ pub use arrow_io::ARROW_STREAM;
 pub use batcher::{BatchError, Batcher, Plan, Ticket, WorkItem};
 pub use config::{Batching, Jobs, Limits, ServeConfig};
 pub use problem::{PROBLEM_JSON, Problem};
-pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, score};
+pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, model_batch, score};
 
 use loopcast_model::LoopedWorldModel;
 

@@ -31,6 +31,17 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
+    /// `horizon` if the model and the limits allow it; the problem names `horizon`.
+    pub(crate) fn check_horizon(&self, horizon: usize) -> Result<(), Problem> {
+        if horizon == 0 || horizon > self.max_horizon {
+            return Err(Problem::invalid(
+                "horizon",
+                format!("must be 1 to {} steps, got {horizon}", self.max_horizon),
+            ));
+        }
+        Ok(())
+    }
+
     /// The bounds of `model` under `limits`.
     pub(crate) fn new(model: &ModelConfig, limits: &Limits) -> Self {
         Self {
@@ -81,12 +92,7 @@ pub(crate) fn prepare(
     missing: MissingActionsInput,
     bounds: &Bounds,
 ) -> Result<Prepared, Problem> {
-    if horizon == 0 || horizon > bounds.max_horizon {
-        return Err(Problem::invalid(
-            "horizon",
-            format!("must be 1 to {} steps, got {horizon}", bounds.max_horizon),
-        ));
-    }
+    bounds.check_horizon(horizon)?;
     if series.is_empty() {
         return Err(Problem::invalid("series", "at least one series is needed"));
     }

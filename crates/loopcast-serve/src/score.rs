@@ -131,6 +131,21 @@ impl From<Problem> for ScoreError {
     }
 }
 
+/// Windows cut from a file (`loopcast-data`, float masks) as the model's batch.
+pub fn model_batch(windows: &WindowBatch) -> Result<ModelBatch, loopcast_model::ModelError> {
+    let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
+    ModelBatch::new(
+        windows.channels.iter().map(|c| c.role).collect(),
+        windows.len(),
+        windows.context_len,
+        windows.horizon,
+        windows.context.clone(),
+        mask(&windows.context_mask),
+        windows.future.clone(),
+        mask(&windows.future_mask),
+    )
+}
+
 /// Where the part files of a run live, and the spec they were made with.
 const SPEC_FILE: &str = "spec.json";
 
@@ -152,12 +167,7 @@ pub async fn score(
     progress: &mut (dyn FnMut(&ScoreProgress) + Send),
 ) -> Result<ScoreProgress, ScoreError> {
     let bounds = state.bounds();
-    if spec.horizon == 0 || spec.horizon > bounds.max_horizon {
-        return Err(ScoreError::Invalid {
-            field: "horizon".into(),
-            detail: format!("must be 1 to {} steps, got {}", bounds.max_horizon, spec.horizon),
-        });
-    }
+    bounds.check_horizon(spec.horizon)?;
     let levels = levels(spec.quantiles.as_deref(), bounds)?;
     let options = options(&spec.compute, spec.missing_actions, bounds)?;
     let read = ReadOptions { layout: spec.layout, mapping: spec.mapping.clone(), ..ReadOptions::default() };
@@ -283,19 +293,7 @@ impl Chunker<'_> {
         if path.exists() {
             return Ok((parquet_rows(&path)?, true));
         }
-        let roles: Vec<Role> = windows.channels.iter().map(|c| c.role).collect();
-        let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
-        let batch = ModelBatch::new(
-            roles,
-            windows.len(),
-            windows.context_len,
-            windows.horizon,
-            windows.context.clone(),
-            mask(&windows.context_mask),
-            windows.future.clone(),
-            mask(&windows.future_mask),
-        )
-        .map_err(|e| ScoreError::Model(e.to_string()))?;
+        let batch = model_batch(windows).map_err(|e| ScoreError::Model(e.to_string()))?;
         let forecast = self.forecast(batch, cancel, index).await?;
         let patch_len = self.state.bounds().patch_len;
         let mut writer = ForecastWriter::create(&path, self.levels)?;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{Server, close, model, read_forecast_rows, write_fleet};
 use loopcast_core::Role;
 use loopcast_data::{Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec};
-use loopcast_model::{ForecastOptions, ModelBatch};
-use loopcast_serve::{Jobs, ServeConfig};
+use loopcast_model::ForecastOptions;
+use loopcast_serve::{Jobs, ServeConfig, model_batch};
 use serde_json::{Value, json};
 
 const HORIZON: usize = 32;
@@ -55,18 +55,7 @@ async fn direct_medians(path: &std::path::Path) -> Vec<(String, usize, Vec<f32>)
     }
     batches.extend(batcher.finish());
     let windows = batches.remove(0);
-    let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
-    let batch = ModelBatch::new(
-        windows.channels.iter().map(|c| c.role).collect(),
-        windows.len(),
-        windows.context_len,
-        windows.horizon,
-        windows.context.clone(),
-        mask(&windows.context_mask),
-        windows.future.clone(),
-        mask(&windows.future_mask),
-    )
-    .unwrap();
+    let batch = model_batch(&windows).unwrap();
     let forecast = model.forecast(&batch, &ForecastOptions::default()).unwrap();
     let median = forecast.levels.iter().position(|l| (l - 0.5).abs() < 1e-9).unwrap();
     let targets = channels.iter().filter(|c| c.role == Role::Target).count();
