@@ -1,5 +1,6 @@
 //! The `loopcast` command-line tool.
 
+mod eval;
 mod inspect;
 mod local;
 mod models;
@@ -58,6 +59,10 @@ enum Command {
     /// Forecast every series of a telemetry file into Parquet, resumably (Ctrl-C, then
     /// the same command again), optionally one shard of many.
     Score(local::ScoreArgs),
+    /// Backtest loopcast and classical baselines (seasonal naive, naive, AutoETS, MSTL)
+    /// on the same rolling-origin windows of a file or a suite of files: a table, per-window
+    /// CSV and fan charts.
+    Eval(eval::EvalArgs),
 }
 
 /// A flag combination that cannot work (exit status 2, like clap's own usage errors).
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
             Command::Whatif(args) => local::run_request(local::RequestKind::WhatIf, args).await,
             Command::Plan(args) => local::run_request(local::RequestKind::Plan, args).await,
             Command::Score(args) => local::run_score(args).await,
+            Command::Eval(args) => eval::run(args).await,
         }
     });
     match result {
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<loopcast_model::ModelError>().is_some()
                 || matches!(e.downcast_ref(), Some(loopcast_serve::ServeError::Config(_)))
                 || e.downcast_ref::<local::RequestError>().is_some()
+                || e.downcast_ref::<loopcast_eval::EvalError>().is_some()
                 || matches!(
                     e.downcast_ref(),
                     Some(loopcast_serve::ScoreError::Data(_) | loopcast_serve::ScoreError::Invalid { .. })

@@ -1,5 +1,6 @@
 //! How loopcast is measured: point and probabilistic forecast metrics, their aggregation
-//! across series and datasets, and the baselines every figure is relative to.
+//! across series and datasets, the baselines every figure is relative to, rolling-origin
+//! backtests that run them all on the same windows, and their reports.
 //!
 //! Missing truth is `NaN` throughout and is skipped; a metric that has nothing left to
 //! measure (no observed value, a zero scale) is `None`, never `NaN` or infinity, so
@@ -15,5 +16,9 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+pub mod backtest;
 pub mod baselines;
 pub mod metrics;
+pub mod report;
+
+pub use backtest::{Backtest, BacktestConfig, EvalError, ModelName, ModelSummary, WindowScore, model_batch};

@@ -23,8 +23,9 @@ pub use app::{ApiBody, ApiJson, AppState, openapi_json, parse, router};
 pub use arrow_io::ARROW_STREAM;
 pub use batcher::{BatchError, Batcher, Plan, Ticket, WorkItem};
 pub use config::{Batching, Jobs, Limits, ServeConfig};
+pub use loopcast_eval::model_batch;
 pub use problem::{PROBLEM_JSON, Problem};
-pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, model_batch, score};
+pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, score};
 
 use loopcast_model::LoopedWorldModel;
 

@@ -17,6 +17,7 @@ use loopcast_data::{
     DataError, ForecastRows, ForecastWriter, Layout, Origins, ReadOptions, TelemetryReader, WindowBatch,
     WindowBatcher, WindowSpec, concat_parquet, parquet_rows,
 };
+use loopcast_eval::model_batch;
 use loopcast_model::ModelBatch;
 use serde::{Deserialize, Serialize};
 
@@ -129,21 +130,6 @@ impl From<Problem> for ScoreError {
     fn from(problem: Problem) -> Self {
         Self::Invalid { field: problem.field.unwrap_or_else(|| "request".into()), detail: problem.detail }
     }
-}
-
-/// Windows cut from a file (`loopcast-data`, float masks) as the model's batch.
-pub fn model_batch(windows: &WindowBatch) -> Result<ModelBatch, loopcast_model::ModelError> {
-    let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
-    ModelBatch::new(
-        windows.channels.iter().map(|c| c.role).collect(),
-        windows.len(),
-        windows.context_len,
-        windows.horizon,
-        windows.context.clone(),
-        mask(&windows.context_mask),
-        windows.future.clone(),
-        mask(&windows.future_mask),
-    )
 }
 
 /// Where the part files of a run live, and the spec they were made with.

@@ -1,0 +1,180 @@
+//! `loopcast eval` end to end on a small file: the table, the per-window CSV with one row
+//! per series, window and model, the fan charts, a suite with its across-dataset table,
+//! and bad input refused with the right exit status.
+
+mod common;
+
+use std::path::Path;
+
+use common::loopcast;
+use loopcast_eval::{baselines, metrics};
+
+const SERIES: usize = 3;
+const STEPS: usize = 240;
+const SEASON: usize = 24;
+const HORIZON: usize = 24;
+const CONTEXT: usize = 96;
+
+/// Hourly series with a daily cycle, a trend and deterministic wiggles.
+fn values(series: usize) -> Vec<f64> {
+    (0..STEPS)
+        .map(|t| {
+            let phase = 2.0 * std::f64::consts::PI * (t % SEASON) as f64 / SEASON as f64;
+            let wiggle = ((t * 7 + series * 13) % 11) as f64 - 5.0;
+            100.0 * (series + 1) as f64 + 30.0 * phase.sin() + 0.2 * t as f64 + wiggle
+        })
+        .collect()
+}
+
+fn write_csv(path: &Path) {
+    let mut text = String::from("series_id,timestamp,value\n");
+    for s in 0..SERIES {
+        for (t, v) in values(s).iter().enumerate() {
+            text.push_str(&format!("host-{s},2026-01-{:02}T{:02}:00:00Z,{v}\n", 1 + t / 24, t % 24));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn eval_writes_the_table_the_window_csv_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hosts.csv");
+    write_csv(&data);
+    let out_dir = dir.path().join("out");
+    let (season, horizon, context) = (SEASON.to_string(), HORIZON.to_string(), CONTEXT.to_string());
+    let out = loopcast(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--target",
+        "value",
+        "--season",
+        &season,
+        "--horizon",
+        &horizon,
+        "--context",
+        &context,
+        "--origins",
+        "2",
+        "--stride",
+        "12",
+        "--models",
+        "loopcast,snaive,ets,mstl",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for model in ["loopcast", "snaive", "ets", "mstl"] {
+        assert!(table.contains(&format!("| {model} |")), "{model} missing from\n{table}");
+    }
+
+    // One row per series × window × model.
+    let mut reader = csv::Reader::from_path(out_dir.join("windows.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), SERIES * 2 * 4);
+    // Seasonal naive's MASE on the last window of host-1, computed here from the data.
+    let series = values(1);
+    let origin = STEPS - HORIZON;
+    let context_values = &series[origin - CONTEXT..origin];
+    let truth = &series[origin..];
+    let naive = baselines::seasonal_naive(context_values, SEASON, HORIZON);
+    let want = metrics::mase(context_values, SEASON, truth, &naive).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| {
+            &r[column("series")] == "host-1" && &r[column("window")] == "1" && &r[column("model")] == "snaive"
+        })
+        .expect("the last window of host-1");
+    let got: f64 = row[column("mase")].parse().unwrap();
+    assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
+    assert_eq!(&row[column("origin")], "2026-01-10T00:00:00+00:00");
+    // Loopcast reports the loops it used; the baselines do not.
+    assert!(
+        rows.iter()
+            .filter(|r| &r[column("model")] == "loopcast")
+            .all(|r| r[column("mean_loops")].parse::<f64>().unwrap() >= 1.0)
+    );
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["series"], SERIES);
+    assert_eq!(summary["windows"], SERIES * 2);
+    let snaive = summary["summary"].as_array().unwrap().iter().find(|m| m["model"] == "snaive").unwrap();
+    assert_eq!(snaive["relative_mase"], 1.0);
+    assert!(std::fs::read_to_string(out_dir.join("summary.md")).unwrap().contains("| relative MASE |"));
+    let charts: Vec<_> = std::fs::read_dir(out_dir.join("charts")).unwrap().map(Result::unwrap).collect();
+    assert_eq!(charts.len(), SERIES);
+    for chart in charts {
+        let svg = std::fs::read_to_string(chart.path()).unwrap();
+        // Two bands (98 %, 80 %) for loopcast and a median line per model.
+        assert_eq!(svg.matches("<polygon").count(), 2, "{}", chart.path().display());
+    }
+}
+
+#[test]
+fn a_suite_adds_the_across_dataset_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hosts.csv");
+    write_csv(&data);
+    let suite = dir.path().join("suite.toml");
+    let dataset = |name: &str, origins: usize| {
+        format!(
+            "[[dataset]]\nname = \"{name}\"\ndata = {:?}\ntarget = [\"value\"]\nseason = {SEASON}\nhorizon = {HORIZON}\n\
+             context = {CONTEXT}\norigins = {origins}\n",
+            data.to_str().unwrap()
+        )
+    };
+    std::fs::write(
+        &suite,
+        format!("models = [\"snaive\", \"naive\"]\n{}{}", dataset("one", 1), dataset("two", 3)),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = loopcast(&["eval", "--suite", suite.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let across = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(across.contains("| naive |") && across.contains("| 2 |"), "{across}");
+    for (name, windows) in [("one", SERIES), ("two", SERIES * 3)] {
+        let rows = csv::Reader::from_path(out_dir.join(name).join("windows.csv")).unwrap().records().count();
+        assert_eq!(rows, windows * 2, "{name}");
+    }
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_and_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hosts.csv");
+    write_csv(&data);
+    let out_dir = dir.path().join("out");
+    let base = ["eval", "--data", data.to_str().unwrap(), "--horizon", "24", "--context", "96"];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out_dir.to_str().unwrap()]);
+        loopcast(&args)
+    };
+    // A channel the file does not have: exit 65, naming it and what there is.
+    let out = run(&["--target", "cpu", "--season", "24", "--models", "snaive"]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cpu") && stderr(&out).contains("value"), "{}", stderr(&out));
+    // Season 0 and an unknown model: usage errors, exit 2.
+    let out = run(&["--target", "value", "--season", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&["--target", "value", "--season", "24", "--models", "prophet"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("prophet"), "{}", stderr(&out));
+    // A horizon longer than every series: exit 65 saying so.
+    let mut args = vec!["eval", "--data", data.to_str().unwrap(), "--target", "value", "--season", "24"];
+    args.extend_from_slice(&["--horizon", "500", "--context", "96", "--models", "snaive"]);
+    let out = loopcast(&args);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
