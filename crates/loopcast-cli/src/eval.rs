@@ -14,24 +14,42 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_core::{ChannelEntry, ChannelMapping, Role};
 use loopcast_data::{Layout, Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec};
-use loopcast_eval::report::{fan_chart, markdown_table, write_atomically, write_scores_csv};
+use loopcast_eval::counterfactual::TwinSpec;
+use loopcast_eval::report::{fan_chart, markdown_table, write_atomically, write_csv};
 use loopcast_eval::{Backtest, BacktestConfig, ModelName, ModelSummary, metrics};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
 use serde::{Deserialize, Serialize};
 
 use crate::inspect::LayoutArg;
+use crate::twins::{self, TwinsRun};
 use crate::{Interrupted, UsageError, interrupt_flag, models};
 
 /// Arguments of `loopcast eval`.
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     /// The telemetry file (Parquet, CSV or Arrow IPC).
-    #[arg(long, required_unless_present = "suite", conflicts_with = "suite")]
+    #[arg(long, required_unless_present_any = ["suite", "twins"], conflicts_with_all = ["suite", "twins"])]
     data: Option<PathBuf>,
     /// A suite of datasets (TOML, `[[dataset]]` tables with the flags below as keys, see
     /// configs/eval-dev.toml), scored in one run with across-dataset means.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "twins")]
     suite: Option<PathBuf>,
+    /// Instead of a file: score counterfactual effects (loopcast, the action-blind
+    /// ablation, ARX) and the planner on this many held-out simulator twin episodes.
+    #[arg(long)]
+    twins: Option<usize>,
+    /// First seed of the twins [default: loopcast_eval::counterfactual::HELD_OUT_SEEDS].
+    #[arg(long, requires = "twins")]
+    first_seed: Option<u64>,
+    /// Plans per twin episode: the operator's own and `plans − 1` departures.
+    #[arg(long, default_value_t = 4, requires = "twins")]
+    plans: usize,
+    /// Planning problems scored with the twins (`0`: none) [default: the twins' count].
+    #[arg(long, requires = "twins")]
+    planner_problems: Option<usize>,
+    /// Schedules the planner evaluates per problem.
+    #[arg(long, default_value_t = 48, requires = "twins")]
+    planner_budget: usize,
     /// Table layout of `--data`.
     #[arg(long, value_enum, default_value_t = LayoutArg::Long)]
     format: LayoutArg,
@@ -137,6 +155,9 @@ struct DatasetResult<'a> {
 
 /// Runs `loopcast eval`.
 pub(crate) async fn run(args: EvalArgs) -> Result<()> {
+    if let Some(episodes) = args.twins {
+        return run_twins(&args, episodes);
+    }
     let (datasets, models) = match &args.suite {
         Some(path) => {
             let text =
@@ -160,11 +181,7 @@ pub(crate) async fn run(args: EvalArgs) -> Result<()> {
     } else {
         None
     };
-    let options = ForecastOptions {
-        max_loops: args.max_loops,
-        exit_threshold: args.exit_threshold,
-        ..ForecastOptions::default()
-    };
+    let options = forecast_options(&args);
     let suite = datasets.len() > 1;
     let mut tables = Vec::new();
     for dataset in &datasets {
@@ -193,6 +210,34 @@ pub(crate) async fn run(args: EvalArgs) -> Result<()> {
     }
     eprintln!("loopcast: results in {}", args.out.display());
     Ok(())
+}
+
+/// `loopcast eval --twins N`, with the context and horizon of the flags (default 512, 64).
+fn run_twins(args: &EvalArgs, episodes: usize) -> Result<()> {
+    let defaults = TwinSpec::default();
+    let run = TwinsRun {
+        twins: TwinSpec {
+            first_seed: args.first_seed.unwrap_or(defaults.first_seed),
+            episodes,
+            context: args.context.unwrap_or(defaults.context),
+            horizon: args.horizon.unwrap_or(defaults.horizon),
+            plans: args.plans,
+        },
+        problems: args.planner_problems.unwrap_or(episodes),
+        planner_budget: args.planner_budget,
+    };
+    let device = args.device.parse::<DeviceKind>()?.device()?;
+    let (model, name, _) = models::load(args.model.as_deref(), &device)?;
+    twins::run(&run, &model, &name, &forecast_options(args), &args.out)
+}
+
+/// The loop options of the flags.
+fn forecast_options(args: &EvalArgs) -> ForecastOptions {
+    ForecastOptions {
+        max_loops: args.max_loops,
+        exit_threshold: args.exit_threshold,
+        ..ForecastOptions::default()
+    }
 }
 
 fn dataset_from_flags(args: &EvalArgs) -> Result<Dataset> {
@@ -354,7 +399,7 @@ fn write_results(
         markdown_table(&summary)
     );
     write_atomically(&out.join("summary.md"), |f| std::io::Write::write_all(f, markdown.as_bytes()))?;
-    write_scores_csv(&out.join("windows.csv"), scores)?;
+    write_csv(&out.join("windows.csv"), scores)?;
     for (i, sample) in backtest.samples().iter().enumerate() {
         let file: String = format!("{:02}-{}-{}", i, sample.series, sample.channel)
             .chars()

@@ -1,5 +1,6 @@
 //! The `loopcast` command-line tool.
 
+mod bench;
 mod eval;
 mod inspect;
 mod local;
@@ -7,6 +8,7 @@ mod models;
 mod serve;
 mod simulate;
 mod train;
+mod twins;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,8 +63,12 @@ enum Command {
     Score(local::ScoreArgs),
     /// Backtest loopcast and classical baselines (seasonal naive, naive, AutoETS, MSTL)
     /// on the same rolling-origin windows of a file or a suite of files: a table, per-window
-    /// CSV and fan charts.
+    /// CSV and fan charts. With `--twins N`: counterfactual effects and the planner scored
+    /// on held-out simulator twins.
     Eval(eval::EvalArgs),
+    /// Measure latency, throughput, what-if cost, loops against accuracy and FLOPs, with
+    /// a dense matmul and AutoETS as references in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// A flag combination that cannot work (exit status 2, like clap's own usage errors).
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => local::run_request(local::RequestKind::Plan, args).await,
             Command::Score(args) => local::run_score(args).await,
             Command::Eval(args) => eval::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

@@ -178,3 +178,53 @@ fn bad_input_gets_a_one_line_error_and_its_exit_status() {
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+#[test]
+fn twins_write_the_effect_and_planner_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("twins");
+    let out = loopcast(&[
+        "eval",
+        "--twins",
+        "2",
+        "--plans",
+        "3",
+        "--context",
+        "384",
+        "--horizon",
+        "48",
+        "--planner-problems",
+        "1",
+        "--planner-budget",
+        "6",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let markdown = std::fs::read_to_string(out_dir.join("counterfactual.md")).unwrap();
+    for row in ["| loopcast |", "| action_blind |", "| arx |", "| operator's autoscaler |"] {
+        assert!(markdown.contains(row), "{row} missing from\n{markdown}");
+    }
+    // One row per material effect and model, the same effects for every model.
+    let mut reader = csv::Reader::from_path(out_dir.join("effects.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let model = headers.iter().position(|h| h == "model").unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let count = |name: &str| rows.iter().filter(|r| &r[model] == name).count();
+    assert!(count("loopcast") > 0);
+    assert_eq!(count("loopcast"), count("arx"));
+    assert_eq!(count("loopcast"), count("action_blind"));
+    assert_eq!(rows.len(), 3 * count("loopcast"));
+    let plans = csv::Reader::from_path(out_dir.join("plans.csv")).unwrap().records().count();
+    assert_eq!(plans, 3, "a loopcast, a perfect-model and an operator row for the one problem");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("counterfactual.json")).unwrap()).unwrap();
+    assert_eq!(json["counterfactual"]["departures"], 4);
+    assert_eq!(json["planner"]["episodes"], 1);
+
+    // Flags that cannot work: exit 2.
+    let out = loopcast(&["eval", "--twins", "2", "--plans", "1", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = loopcast(&["eval", "--twins", "2", "--data", "x.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

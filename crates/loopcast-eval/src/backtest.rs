@@ -76,6 +76,9 @@ pub enum EvalError {
     /// The loopcast model refused the windows.
     #[error("loopcast: {0}")]
     Model(#[from] ModelError),
+    /// The caller asked the run to stop (its progress callback said so).
+    #[error("stopped before the end")]
+    Stopped,
 }
 
 /// How a backtest scores.

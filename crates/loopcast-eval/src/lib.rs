@@ -16,9 +16,13 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+pub mod arx;
 pub mod backtest;
 pub mod baselines;
+pub mod bench;
+pub mod counterfactual;
 pub mod metrics;
+pub mod plan_eval;
 pub mod report;
 
 pub use backtest::{Backtest, BacktestConfig, EvalError, ModelName, ModelSummary, WindowScore, model_batch};

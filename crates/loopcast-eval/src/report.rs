@@ -1,12 +1,14 @@
-//! Backtest results as people read them: a Markdown table, a per-window CSV, and SVG fan
-//! charts.
+//! Results as people read them: a Markdown table, per-window (or per-effect) CSV, and SVG
+//! fan charts.
 
 use std::io::Write;
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::backtest::{CHART_LEVELS, ChartSample, ModelName, ModelSummary, WindowScore};
+use serde::Serialize;
+
+use crate::backtest::{CHART_LEVELS, ChartSample, ModelName, ModelSummary};
 
 /// The summary as a Markdown table, one row per model.
 pub fn markdown_table(summaries: &[ModelSummary]) -> String {
@@ -33,13 +35,13 @@ pub fn markdown_table(summaries: &[ModelSummary]) -> String {
     out
 }
 
-/// Writes every window score as CSV (one row per series, channel, window and model),
-/// atomically: the file appears complete or not at all.
-pub fn write_scores_csv(path: &Path, scores: &[WindowScore]) -> std::io::Result<()> {
+/// Writes rows as CSV with a header from their fields (window scores: one row per series,
+/// channel, window and model), atomically: the file appears complete or not at all.
+pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {
     write_atomically(path, |file| {
         let mut writer = csv::Writer::from_writer(file);
-        for score in scores {
-            writer.serialize(score).map_err(std::io::Error::other)?;
+        for row in rows {
+            writer.serialize(row).map_err(std::io::Error::other)?;
         }
         writer.flush()
     })

@@ -24,6 +24,8 @@ mod error;
 mod layers;
 mod model;
 mod network;
+pub mod planner;
+pub mod quantiles;
 mod retention;
 
 pub use batch::{MissingActions, ModelBatch};

@@ -11,7 +11,6 @@ mod batcher;
 mod config;
 mod jobs;
 pub mod metrics;
-mod planner;
 mod planning;
 mod prepare;
 mod problem;

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use loopcast_core::Role;
 use loopcast_model::Forecast;
+use loopcast_model::planner::{Bound, Dimension, Evaluated, Search};
 
 use crate::api::{
     ActionSpace, PlanCandidate, PlanConstraint, PlanRequest, PlanResponse, PlannedOutcome, SearchSummary,
 };
 use crate::app::AppState;
 use crate::batcher::Plan;
-use crate::planner::{Bound, Dimension, Evaluated, Search};
 use crate::prepare::{PreparedSeries, channel_forecasts, loops_per_step, own_future, prepare};
 use crate::problem::Problem;
 
@@ -57,7 +57,7 @@ impl AppState {
         let own = own_future(series).remove(0);
         let mut forecasts: Vec<Forecast> = Vec::new();
         let mut window = 0;
-        while let Some(schedules) = search.next() {
+        while let Some(schedules) = search.propose() {
             let plans: Vec<Plan> = schedules
                 .iter()
                 .map(|schedule| {

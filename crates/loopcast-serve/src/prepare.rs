@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use loopcast_core::{Frequency, Role};
-use loopcast_model::{Forecast, ForecastOptions, MissingActions, ModelBatch, ModelConfig};
+use loopcast_model::{Forecast, ForecastOptions, MissingActions, ModelBatch, ModelConfig, quantiles};
 
 use crate::api::{
     ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, MissingActionsInput, QuantileTrajectory,
@@ -476,7 +476,9 @@ pub(crate) fn channel_forecasts(
                 .iter()
                 .map(|level| QuantileTrajectory {
                     level: *level,
-                    values: (0..horizon).map(|h| interpolate(model_levels, |q| at(h, q), *level)).collect(),
+                    values: (0..horizon)
+                        .map(|h| quantiles::interpolate(model_levels, |q| at(h, q), *level))
+                        .collect(),
                 })
                 .collect();
             ChannelForecast { name: name.clone(), mean, quantiles }
@@ -527,34 +529,18 @@ fn mean_weights(levels: &[f64]) -> Vec<f64> {
     weights
 }
 
-/// The value at `level` of the quantile function known at `levels` (linear between).
-pub(crate) fn interpolate(levels: &[f64], value: impl Fn(usize) -> f64, level: f64) -> f64 {
-    let upper = levels.partition_point(|l| *l < level).min(levels.len() - 1);
-    if upper == 0 || levels[upper] == level {
-        return value(upper);
-    }
-    let (lo, hi) = (levels[upper - 1], levels[upper]);
-    let share = (level - lo) / (hi - lo);
-    value(upper - 1) * (1.0 - share) + value(upper) * share
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn mean_weights_sum_to_one_and_interpolation_is_exact_at_levels() {
+    fn mean_weights_sum_to_one() {
         let levels = [0.1, 0.5, 0.9];
         let weights = mean_weights(&levels);
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         for (weight, expected) in weights.iter().zip([0.3, 0.4, 0.3]) {
             assert!((weight - expected).abs() < 1e-12, "{weights:?}");
         }
-        let values = [1.0, 2.0, 4.0];
-        assert_eq!(interpolate(&levels, |q| values[q], 0.5), 2.0);
-        assert_eq!(interpolate(&levels, |q| values[q], 0.7), 3.0);
-        assert_eq!(interpolate(&levels, |q| values[q], 0.1), 1.0);
-        assert_eq!(interpolate(&levels, |q| values[q], 0.9), 4.0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! calibration, loops used, and counterfactual effects on twin pairs.
 
 use loopcast_core::Frequency;
+use loopcast_eval::counterfactual::{EffectTally, score_effect};
 use loopcast_eval::{baselines, metrics};
 use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel, ModelBatch};
 use serde::{Deserialize, Serialize};
@@ -91,8 +92,7 @@ struct Tally {
     observed: f64,
     loops: f64,
     patches: f64,
-    effect_errors: Vec<f64>,
-    signs_right: usize,
+    effects: EffectTally,
 }
 
 /// Scores `model` on `set`.
@@ -159,12 +159,15 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                     let base_truth = truth_of(batch, b - 1, t);
                     let base_point: Vec<f64> =
                         (0..h).map(|s| f64::from(adaptive.value(b - 1, t, s, median))).collect();
-                    score_effect(&mut tally, &past, &base_truth, &truth, &base_point, &point);
+                    let predicted: Vec<f64> = point.iter().zip(&base_point).map(|(p, b)| p - b).collect();
+                    if let Some(score) = score_effect(&past, &base_truth, &truth, &predicted, None) {
+                        tally.effects.push(score);
+                    }
                 }
             }
         }
     }
-    let material = tally.effect_errors.len();
+    let effects = tally.effects.summary();
     let mean_loops = tally.loops / tally.patches.max(1.0);
     Ok(ValidationReport {
         series: tally.wql.len(),
@@ -178,13 +181,9 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         coverage_80: tally.covered / tally.observed.max(1.0),
         mean_loops,
         loops_share: mean_loops / model.config().max_loops as f64,
-        effect_error: median_of(&mut tally.effect_errors),
-        effect_sign_accuracy: if material == 0 {
-            f64::NAN
-        } else {
-            tally.signs_right as f64 / material as f64
-        },
-        material_effects: material,
+        effect_error: effects.median_error.unwrap_or(f64::NAN),
+        effect_sign_accuracy: effects.sign_accuracy.unwrap_or(f64::NAN),
+        material_effects: effects.material,
     })
 }
 
@@ -202,73 +201,4 @@ fn truth_of(batch: &ModelBatch, b: usize, t: usize) -> Vec<f64> {
     let (future, known) = batch.future_arrays();
     let r = b * c + t;
     (0..h).map(|i| if known[r * h + i] { f64::from(future[r * h + i]) } else { f64::NAN }).collect()
-}
-
-/// Scores one twin effect: the difference the departing plan makes to a target channel,
-/// predicted (medians) against true (the twins' observed futures share every noise draw,
-/// so their difference is the plan's effect).
-fn score_effect(
-    tally: &mut Tally,
-    context: &[f64],
-    base: &[f64],
-    twin: &[f64],
-    base_point: &[f64],
-    twin_point: &[f64],
-) {
-    let mut true_effect = Vec::new();
-    let mut predicted = Vec::new();
-    for i in 0..base.len() {
-        if base[i].is_finite() && twin[i].is_finite() {
-            true_effect.push(twin[i] - base[i]);
-            predicted.push(twin_point[i] - base_point[i]);
-        }
-    }
-    let seen: Vec<f64> = context.iter().copied().filter(|v| v.is_finite()).collect();
-    if true_effect.is_empty() || seen.len() < 2 {
-        return;
-    }
-    let mean = seen.iter().sum::<f64>() / seen.len() as f64;
-    let sd = (seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / seen.len() as f64).sqrt();
-    let size = true_effect.iter().map(|e| e.abs()).sum::<f64>();
-    if size / (true_effect.len() as f64) < 0.1 * sd.max(1e-9) {
-        return;
-    }
-    let error = true_effect.iter().zip(&predicted).map(|(t, p)| (t - p).abs()).sum::<f64>() / size;
-    tally.effect_errors.push(error);
-    // A zero predicted effect has no sign, so it is never right (`signum(0.0)` is 1).
-    let (truth, guess) = (true_effect.iter().sum::<f64>(), predicted.iter().sum::<f64>());
-    if guess != 0.0 && truth.signum() == guess.signum() {
-        tally.signs_right += 1;
-    }
-}
-
-fn median_of(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn effects_are_scored_against_the_truth_and_a_zero_guess_has_no_sign() {
-        let context = [0.0, 2.0, 0.0, 2.0]; // standard deviation 1
-        let base = [10.0, 10.0];
-        let twin = [12.0, 14.0]; // true effect +2, +4
-        let mut tally = Tally::default();
-        score_effect(&mut tally, &context, &base, &twin, &[10.0, 10.0], &[11.0, 13.0]);
-        assert_eq!(tally.effect_errors, vec![2.0 / 6.0]);
-        assert_eq!(tally.signs_right, 1);
-        score_effect(&mut tally, &context, &base, &twin, &[10.0, 10.0], &[10.0, 10.0]);
-        assert_eq!(tally.effect_errors, vec![2.0 / 6.0, 1.0]);
-        assert_eq!(tally.signs_right, 1, "a zero predicted effect is not a right sign");
-        // An immaterial effect (under a tenth of the context's spread) is not scored.
-        score_effect(&mut tally, &context, &base, &[10.01, 10.0], &[10.0, 10.0], &[10.0, 10.0]);
-        assert_eq!(tally.effect_errors.len(), 2);
-    }
 }

@@ -11,51 +11,53 @@
 
 use std::collections::HashSet;
 
+use crate::quantiles;
+
 /// One controllable channel's search range.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Dimension {
+pub struct Dimension {
     /// Lowest level.
-    pub(crate) min: f64,
+    pub min: f64,
     /// Distance between levels.
-    pub(crate) step: f64,
+    pub step: f64,
     /// Highest level index (`min + top·step` is the highest level).
-    pub(crate) top: usize,
+    pub top: usize,
     /// Steps per segment: the level can change only at segment boundaries.
-    pub(crate) segment_len: usize,
+    pub segment_len: usize,
     /// Cost of one unit of this channel for one step.
-    pub(crate) cost_per_unit: f64,
+    pub cost_per_unit: f64,
 }
 
 impl Dimension {
     /// The value of level `index`.
-    pub(crate) fn level(&self, index: usize) -> f64 {
+    pub fn level(&self, index: usize) -> f64 {
         self.min + index as f64 * self.step
     }
 }
 
 /// A schedule: per dimension, the level index of each segment.
-pub(crate) type Schedule = Vec<Vec<usize>>;
+pub type Schedule = Vec<Vec<usize>>;
 
 /// How a schedule fared against the constraint.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Outcome {
+pub struct Outcome {
     /// The constrained quantile at its worst over the horizon.
-    pub(crate) worst: f64,
+    pub worst: f64,
     /// The highest per-step probability of breaking the bound.
-    pub(crate) risk: f64,
+    pub risk: f64,
     /// Whether the constrained quantile keeps the bound at every step.
-    pub(crate) meets: bool,
+    pub meets: bool,
 }
 
 /// One evaluated schedule.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Evaluated {
+pub struct Evaluated {
     /// The schedule.
-    pub(crate) schedule: Schedule,
+    pub schedule: Schedule,
     /// Its cost over the horizon.
-    pub(crate) cost: f64,
+    pub cost: f64,
     /// How it fared.
-    pub(crate) outcome: Outcome,
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +75,7 @@ enum Phase {
 
 /// The search's state between proposal batches.
 #[derive(Debug)]
-pub(crate) struct Search {
+pub struct Search {
     dims: Vec<Dimension>,
     horizon: usize,
     budget: usize,
@@ -92,7 +94,7 @@ pub(crate) struct Search {
 impl Search {
     /// A search over `dims` for a horizon of `horizon` steps that evaluates at most
     /// `budget` schedules.
-    pub(crate) fn new(dims: Vec<Dimension>, horizon: usize, budget: usize) -> Self {
+    pub fn new(dims: Vec<Dimension>, horizon: usize, budget: usize) -> Self {
         let deltas = vec![1; dims.len()];
         Self {
             dims,
@@ -114,13 +116,13 @@ impl Search {
     }
 
     /// Dimension `d`'s level at every step of `schedule`.
-    pub(crate) fn per_step(&self, schedule: &Schedule, d: usize) -> Vec<f64> {
+    pub fn per_step(&self, schedule: &Schedule, d: usize) -> Vec<f64> {
         let dim = &self.dims[d];
         (0..self.horizon).map(|h| dim.level(schedule[d][h / dim.segment_len])).collect()
     }
 
     /// The cost of `schedule` over the horizon.
-    pub(crate) fn cost(&self, schedule: &Schedule) -> f64 {
+    pub fn cost(&self, schedule: &Schedule) -> f64 {
         (0..self.dims.len())
             .map(|d| self.dims[d].cost_per_unit * self.per_step(schedule, d).iter().sum::<f64>())
             .sum()
@@ -131,7 +133,7 @@ impl Search {
     }
 
     /// The next batch of schedules to evaluate, or `None` when the search is over.
-    pub(crate) fn next(&mut self) -> Option<Vec<Schedule>> {
+    pub fn propose(&mut self) -> Option<Vec<Schedule>> {
         assert!(self.proposed.is_empty(), "observe the last proposals first");
         loop {
             if self.remaining() == 0 {
@@ -175,7 +177,7 @@ impl Search {
     }
 
     /// Records how the last proposals fared, in proposal order.
-    pub(crate) fn observe(&mut self, outcomes: &[Outcome]) {
+    pub fn observe(&mut self, outcomes: &[Outcome]) {
         let proposed = std::mem::take(&mut self.proposed);
         assert_eq!(proposed.len(), outcomes.len(), "one outcome per proposal");
         let first = self.evaluated.len();
@@ -312,24 +314,24 @@ impl Search {
     }
 
     /// Every schedule evaluated, in evaluation order.
-    pub(crate) fn evaluated(&self) -> &[Evaluated] {
+    pub fn evaluated(&self) -> &[Evaluated] {
         &self.evaluated
     }
 
     /// Proposal batches evaluated.
-    pub(crate) fn rounds(&self) -> usize {
+    pub fn rounds(&self) -> usize {
         self.rounds
     }
 
     /// The cheapest schedule that meets the bound (ties: the less risky), if any.
-    pub(crate) fn best(&self) -> Option<usize> {
+    pub fn best(&self) -> Option<usize> {
         (0..self.evaluated.len())
             .filter(|i| self.evaluated[*i].outcome.meets)
             .min_by(|a, b| self.order(*a, *b))
     }
 
     /// The least risky schedule (ties: the cheaper).
-    pub(crate) fn safest(&self) -> Option<usize> {
+    pub fn safest(&self) -> Option<usize> {
         (0..self.evaluated.len()).min_by(|a, b| {
             let (x, y) = (&self.evaluated[*a], &self.evaluated[*b]);
             x.outcome.risk.total_cmp(&y.outcome.risk).then(x.cost.total_cmp(&y.cost))
@@ -338,7 +340,7 @@ impl Search {
 
     /// The cost/risk Pareto frontier, cheapest first: each point is less risky than every
     /// cheaper one.
-    pub(crate) fn frontier(&self) -> Vec<usize> {
+    pub fn frontier(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.evaluated.len()).collect();
         order.sort_by(|a, b| self.order(*a, *b));
         let mut frontier = Vec::new();
@@ -356,25 +358,25 @@ impl Search {
 
 /// The constraint on one target channel's quantile.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Bound {
+pub struct Bound {
     /// Quantile level the bound applies to.
-    pub(crate) level: f64,
+    pub level: f64,
     /// The bound's value.
-    pub(crate) value: f64,
+    pub value: f64,
     /// `true`: the quantile must stay at or under `value`; `false`: at or over it.
-    pub(crate) upper: bool,
+    pub upper: bool,
 }
 
 impl Bound {
     /// How a trajectory fared: `quantile(h, level)` gives the model's quantile function at
     /// step `h`, known at `levels`, linear between them.
-    pub(crate) fn judge(&self, levels: &[f64], steps: usize, value: impl Fn(usize, usize) -> f64) -> Outcome {
+    pub fn judge(&self, levels: &[f64], steps: usize, value: impl Fn(usize, usize) -> f64) -> Outcome {
         let mut worst = if self.upper { f64::NEG_INFINITY } else { f64::INFINITY };
         let mut risk: f64 = 0.0;
         for h in 0..steps {
-            let at = crate::prepare::interpolate(levels, |q| value(h, q), self.level);
+            let at = quantiles::interpolate(levels, |q| value(h, q), self.level);
             worst = if self.upper { worst.max(at) } else { worst.min(at) };
-            let below = cdf(levels, |q| value(h, q), self.value);
+            let below = quantiles::cdf(levels, |q| value(h, q), self.value);
             risk = risk.max(if self.upper { 1.0 - below } else { below });
         }
         let meets = if self.upper { worst <= self.value } else { worst >= self.value };
@@ -382,24 +384,10 @@ impl Bound {
     }
 }
 
-/// `P(Y ≤ x)` from a quantile function known at `levels` (linear between them), clamped to
-/// the levels' range.
-fn cdf(levels: &[f64], value: impl Fn(usize) -> f64, x: f64) -> f64 {
-    let n = levels.len();
-    if x < value(0) {
-        return levels[0];
-    }
-    if x >= value(n - 1) {
-        return levels[n - 1];
-    }
-    let upper = (1..n).find(|q| value(*q) > x).expect("x is under the last value");
-    let (lo, hi) = (value(upper - 1), value(upper));
-    levels[upper - 1] + (x - lo) / (hi - lo) * (levels[upper] - levels[upper - 1])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quantiles::cdf;
 
     fn dim(top: usize, segment_len: usize) -> Dimension {
         Dimension { min: 2.0, step: 1.0, top, segment_len, cost_per_unit: 1.0 }
@@ -407,7 +395,7 @@ mod tests {
 
     /// Runs a search against `judge` (per-step levels → outcome).
     fn run(search: &mut Search, judge: impl Fn(&Search, &Schedule) -> Outcome) {
-        while let Some(batch) = search.next() {
+        while let Some(batch) = search.propose() {
             let outcomes: Vec<Outcome> = batch.iter().map(|s| judge(search, s)).collect();
             search.observe(&outcomes);
         }
