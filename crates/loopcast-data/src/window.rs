@@ -114,7 +114,8 @@ pub struct WindowBatch {
 }
 
 impl WindowBatch {
-    fn empty(channels: &[ChannelSpec], context_len: usize, horizon: usize) -> Self {
+    /// A batch of no windows over `channels`.
+    pub fn empty(channels: &[ChannelSpec], context_len: usize, horizon: usize) -> Self {
         Self {
             channels: channels.to_vec(),
             context_len,

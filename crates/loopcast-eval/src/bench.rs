@@ -262,20 +262,24 @@ fn loops_against_accuracy(model: &LoopedWorldModel, options: BenchOptions) -> Re
             backtest.summary().into_iter().find(|s| s.model == ModelName::Loopcast).expect("loopcast ran");
         rows.push((threshold, summary));
     }
-    let at_max = rows.last().and_then(|(_, s)| s.wql).unwrap_or(f64::NAN);
+    // Relative WQL is a geometric mean of ratios to seasonal naive on the same series, so
+    // its ratio between two thresholds is the geometric mean of the per-series ratios (a
+    // plain mean WQL is swamped by series near zero, such as error rates).
+    let at_max = rows.last().and_then(|(_, s)| s.relative_wql).unwrap_or(f64::NAN);
     let max_loops = model.config().max_loops as f64;
     let mut out = format!(
         "\n### Loops used against accuracy (exit threshold τ)\n\n{} held-out simulator episodes \
-         (seeds from {HELD_OUT_SEEDS}), {} target series, same context and horizon; τ = 2 always runs R_max.\n\n\
-         | τ | mean loops | share of R_max | WQL | WQL ÷ WQL at R_max | relative MASE |\n|---:|---:|---:|---:|---:|---:|\n",
+         (seeds from {HELD_OUT_SEEDS}), {} target series, same context and horizon; τ = 2 always runs R_max. \
+         Relative scores are geometric means over series of the ratio to seasonal naive.\n\n\
+         | τ | mean loops | share of R_max | relative WQL | ÷ at R_max | relative MASE |\n|---:|---:|---:|---:|---:|---:|\n",
         options.episodes,
         rows.first().map_or(0, |(_, s)| s.instances),
     );
     for (threshold, s) in &rows {
         let loops = s.mean_loops.unwrap_or(f64::NAN);
-        let wql = s.wql.unwrap_or(f64::NAN);
+        let wql = s.relative_wql.unwrap_or(f64::NAN);
         out.push_str(&format!(
-            "| {threshold} | {loops:.2} | {:.0} % | {wql:.4} | {:.3} | {:.3} |\n",
+            "| {threshold} | {loops:.2} | {:.0} % | {wql:.3} | {:.3} | {:.3} |\n",
             100.0 * loops / max_loops,
             wql / at_max,
             s.relative_mase.unwrap_or(f64::NAN)
@@ -293,17 +297,8 @@ fn held_out_windows(episodes: usize) -> Result<WindowBatch, EvalError> {
     let first = episodes
         .first()
         .ok_or_else(|| EvalError::Config("the loops sweep needs at least one episode".into()))?;
-    let mut batch = WindowBatch {
-        channels: first.history.channels.iter().map(|c| c.spec.clone()).collect(),
-        context_len: CONTEXT,
-        horizon: HORIZON,
-        series: Vec::new(),
-        origins: Vec::new(),
-        context: Vec::new(),
-        context_mask: Vec::new(),
-        future: Vec::new(),
-        future_mask: Vec::new(),
-    };
+    let channels: Vec<_> = first.history.channels.iter().map(|c| c.spec.clone()).collect();
+    let mut batch = WindowBatch::empty(&channels, CONTEXT, HORIZON);
     let mask = |o: &bool| if *o { 1.0 } else { 0.0 };
     for episode in &episodes {
         batch.series.push(format!("episode-{}", episode.seed));
