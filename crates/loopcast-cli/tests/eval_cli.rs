@@ -221,6 +221,7 @@ fn twins_write_the_effect_and_planner_tables() {
         serde_json::from_slice(&std::fs::read(out_dir.join("counterfactual.json")).unwrap()).unwrap();
     assert_eq!(json["counterfactual"]["departures"], 4);
     assert_eq!(json["planner"]["episodes"], 1);
+    assert!(json["counterfactual"]["rows"].is_null(), "per-effect rows go to the CSV only");
 
     // Flags that cannot work: exit 2.
     let out = loopcast(&["eval", "--twins", "2", "--plans", "1", "--out", out_dir.to_str().unwrap()]);

@@ -235,7 +235,8 @@ pub struct CounterfactualReport {
     pub overall: BTreeMap<EffectModel, EffectSummary>,
     /// Per forecaster and departure kind (`Scale`, `Step`, …).
     pub by_variant: BTreeMap<EffectModel, BTreeMap<String, EffectSummary>>,
-    /// Every material effect, every forecaster.
+    /// Every material effect, every forecaster (written as CSV, left out of the JSON).
+    #[serde(skip)]
     pub rows: Vec<EffectRow>,
 }
 

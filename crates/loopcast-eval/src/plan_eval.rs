@@ -113,7 +113,8 @@ pub struct PlanReport {
     pub operator: PlanSummary,
     /// Schedules the planner evaluated, per episode on average.
     pub mean_candidates: f64,
-    /// Every planner on every episode.
+    /// Every planner on every episode (written as CSV, left out of the JSON).
+    #[serde(skip)]
     pub rows: Vec<PlanRow>,
 }
 
