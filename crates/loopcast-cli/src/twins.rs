@@ -77,6 +77,9 @@ pub(crate) fn run(
     if run.twins.episodes == 0 || run.twins.plans < 2 {
         bail!(UsageError("--twins needs at least 1 episode and --plans at least 2".into()));
     }
+    if run.twins.first_seed.checked_add(run.twins.episodes.max(run.problems) as u64).is_none() {
+        bail!(UsageError("--first-seed + --twins runs past the last seed (2^64 - 1)".into()));
+    }
     if run.planner_budget == 0 {
         bail!(UsageError("--planner-budget must be at least 1".into()));
     }

@@ -226,6 +226,9 @@ fn twins_write_the_effect_and_planner_tables() {
     // Flags that cannot work: exit 2.
     let out = loopcast(&["eval", "--twins", "2", "--plans", "1", "--out", out_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = loopcast(&["eval", "--twins", "2", "--first-seed", &u64::MAX.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     let out = loopcast(&["eval", "--twins", "2", "--data", "x.csv"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
