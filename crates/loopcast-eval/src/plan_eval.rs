@@ -271,25 +271,27 @@ pub fn evaluate_planner(
         let mut schedules: Vec<Vec<f64>> =
             planned.evaluated.iter().chain(&perfect.evaluated).cloned().collect();
         schedules.extend((0..=problem.dimension.top).map(|i| vec![problem.dimension.level(i); horizon]));
-        schedules.push(operator.clone());
+        schedules.push(operator);
         let shares = problem.breach_shares(&schedules)?;
         let oracle_cost = (0..schedules.len())
             .filter(|i| shares[*i] <= allowed)
             .map(|i| schedules[i].iter().sum::<f64>())
             .min_by(f64::total_cmp);
-        let choices =
-            [("loopcast", planned.best), ("perfect_model", perfect.best), ("operator", Some(operator))];
+        // Each choice is one of the simulated schedules: read its share, do not simulate it again.
+        let operator_index = schedules.len() - 1;
+        let choices = [
+            ("loopcast", planned.best),
+            ("perfect_model", perfect.best.map(|i| planned.evaluated.len() + i)),
+            ("operator", Some(operator_index)),
+        ];
         for (planner, choice) in choices {
-            let share = match &choice {
-                Some(levels) => Some(problem.breach_shares(std::slice::from_ref(levels))?[0]),
-                None => None,
-            };
+            let share = choice.map(|i| shares[i]);
             rows.push(PlanRow {
                 seed: problem.seed,
                 planner: planner.into(),
                 slo_ms: problem.slo_ms,
                 planned: choice.is_some(),
-                cost: choice.as_ref().map(|levels| levels.iter().sum()),
+                cost: choice.map(|i| schedules[i].iter().sum()),
                 breach_share: share,
                 truly_meets: share.is_some_and(|s| s <= allowed),
                 oracle_cost,
@@ -347,10 +349,11 @@ impl PlanReport {
     }
 }
 
-/// What one search found: every schedule it evaluated and its choice, as replicas per step.
+/// What one search found: every schedule it evaluated, as replicas per step, and the
+/// index of its choice among them.
 struct Searched {
     evaluated: Vec<Vec<f64>>,
-    best: Option<Vec<f64>>,
+    best: Option<usize>,
 }
 
 /// Runs the plan search over `problem`'s replica grid, `judge` scoring each batch of
@@ -369,8 +372,7 @@ fn search(
     }
     let evaluated: Vec<Vec<f64>> =
         search.evaluated().iter().map(|e| search.per_step(&e.schedule, 0)).collect();
-    let best = search.best().map(|i| evaluated[i].clone());
-    Ok(Searched { evaluated, best })
+    Ok(Searched { evaluated, best: search.best() })
 }
 
 fn summarise<'a>(rows: impl Iterator<Item = &'a PlanRow>) -> PlanSummary {
