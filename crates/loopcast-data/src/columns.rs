@@ -74,7 +74,7 @@ impl ColumnKind {
         }
     }
 
-    fn accepts(self, data_type: &DataType) -> bool {
+    pub(crate) fn accepts(self, data_type: &DataType) -> bool {
         let text = matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
             || matches!(data_type, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
         // An all-null column (as inferred from an empty CSV) fits any kind: its rows are

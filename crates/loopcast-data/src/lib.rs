@@ -31,7 +31,7 @@ mod writer;
 pub use columns::{CHANNEL_ALIASES, ROLE_ALIASES, SERIES_ALIASES, TIMESTAMP_ALIASES, VALUE_ALIASES};
 pub use error::DataError;
 pub use format::{InputFormat, Layout};
-pub use reader::{ReadOptions, TelemetryReader};
+pub use reader::{FileColumn, ReadOptions, TelemetryReader, file_columns};
 pub use regularise::{Observation, RegularisedSeries, infer_spacing, regularise};
 pub use report::{IngestReport, RejectReason, Rejection, RoleSource, ValueAccount};
 pub use window::{Origins, WindowBatch, WindowBatcher, WindowSpec};

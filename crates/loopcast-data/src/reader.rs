@@ -606,6 +606,46 @@ fn default_series_id(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "series".to_string())
 }
 
+/// A column of a telemetry file, as the reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileColumn {
+    /// Column name.
+    pub name: String,
+    /// Whether it holds numbers or booleans, so that a wide mapping can name it as a
+    /// channel.
+    pub numeric: bool,
+}
+
+/// The columns of `path` (its schema, as DataFusion infers it), without reading its rows:
+/// what a wide layout's mapping can choose from.
+pub async fn file_columns(
+    path: impl AsRef<Path>,
+    format: Option<InputFormat>,
+) -> Result<Vec<FileColumn>, DataError> {
+    let path = path.as_ref();
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(DataError::Io { path: path.to_path_buf(), source });
+    }
+    let format = match format {
+        Some(format) => format,
+        None => InputFormat::from_path(path)?,
+    };
+    let query = |e: DataFusionError| query_error(path, e);
+    let ctx = session(&ReadOptions::default()).map_err(query)?;
+    let frame = scan(&ctx, path, format).await.map_err(query)?;
+    let columns = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| FileColumn {
+            name: field.name().clone(),
+            numeric: field.data_type() != &arrow::datatypes::DataType::Null
+                && ColumnKind::Number.accepts(field.data_type()),
+        })
+        .collect();
+    Ok(columns)
+}
+
 /// A single-partition session, so that row numbers follow file order, with a memory
 /// limit past which the sort spills to disk.
 fn session(options: &ReadOptions) -> Result<SessionContext, DataFusionError> {
@@ -771,7 +811,9 @@ fn long_channels(
     if found.is_empty() {
         return Err(DataError::EmptyInput { path: path.to_path_buf(), filter: options.filter.clone() });
     }
-    if let Some(mapping) = &options.mapping {
+    // A mapping that names no channels (only columns or the frequency) leaves the roles
+    // to the role column or the default.
+    if let Some(mapping) = options.mapping.as_ref().filter(|m| !m.channels.is_empty()) {
         let available = found.keys().cloned().collect::<Vec<_>>().join(", ");
         for name in mapping.channels.keys() {
             if !found.contains_key(name) {

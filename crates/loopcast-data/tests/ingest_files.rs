@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
 use common::{batch, ipc_file, ipc_stream, lenient, parquet, read_all, read_err, text};
 use loopcast_core::{Aggregation, ChannelMapping, Frequency, Role};
-use loopcast_data::{DataError, Layout, ReadOptions, RejectReason, RoleSource};
+use loopcast_data::{
+    DataError, FileColumn, InputFormat, Layout, ReadOptions, RejectReason, RoleSource, file_columns,
+};
 
 const MIN: i64 = 60_000;
 
@@ -133,6 +135,20 @@ async fn wide_files_follow_the_mapping() {
 }
 
 #[tokio::test]
+async fn file_columns_say_which_can_be_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = text(dir.path(), "w.txt", "host,ts,cpu,up\nh1,2024-01-01T00:00:00Z,0.5,true\n");
+    let columns = file_columns(&path, Some(InputFormat::Csv)).await.unwrap();
+    let column = |name: &str, numeric| FileColumn { name: name.into(), numeric };
+    assert_eq!(
+        columns,
+        [column("host", false), column("ts", false), column("cpu", true), column("up", true)]
+    );
+    let err = file_columns(&path, None).await.unwrap_err();
+    assert!(matches!(err, DataError::UnknownFormat { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn where_filters_with_sql_over_the_file_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = parquet(dir.path(), "long.parquet", &long_batch());
@@ -146,6 +162,23 @@ async fn where_filters_with_sql_over_the_file_columns() {
     let err = read_err(&path, bad).await;
     assert!(matches!(err, DataError::Query { .. }), "{err}");
     assert!(err.to_string().contains("no_such_column"), "{err}");
+}
+
+#[tokio::test]
+async fn a_long_mapping_without_channels_only_names_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = text(
+        dir.path(),
+        "m.csv",
+        "host,at,channel,value\nh,2024-01-01T00:00:00Z,cpu,1\nh,2024-01-01T00:05:00Z,rps,2\n",
+    );
+    let mapping = ChannelMapping::from_toml("series_id = \"host\"\ntimestamp = \"at\"\n").unwrap();
+    let (series, report) =
+        read_all(&path, ReadOptions { mapping: Some(mapping), ..ReadOptions::default() }).await.unwrap();
+    assert_eq!(report.role_source, RoleSource::DefaultAllTargets);
+    assert_eq!(series[0].id, "h");
+    let names: Vec<_> = report.channels.iter().map(|c| (c.name.as_str(), c.role)).collect();
+    assert_eq!(names, [("cpu", Role::Target), ("rps", Role::Target)]);
 }
 
 #[tokio::test]

@@ -517,3 +517,58 @@ pub struct Upload {
     /// Bytes stored.
     pub bytes: u64,
 }
+
+/// `POST /v1/series` answer: a telemetry file read into request series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesFile {
+    /// The file's name, as sent in `name`.
+    pub file: String,
+    /// Rows read.
+    pub rows: u64,
+    /// Grid cells with no observation, over every series and channel (sent as `null`).
+    pub gap_cells: u64,
+    /// The series, ready to be the `series` of a forecast, what-if or plan request.
+    pub series: Vec<SeriesInput>,
+}
+
+/// A bundled example dataset, without its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExampleSummary {
+    /// Name to fetch it by (`GET /v1/examples/{name}`).
+    pub name: String,
+    /// One line on what it is.
+    pub title: String,
+    /// Where it comes from and what it shows.
+    pub description: String,
+}
+
+/// `GET /v1/examples` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExamplesResponse {
+    /// The datasets bundled with the service.
+    pub examples: Vec<ExampleSummary>,
+}
+
+/// A plan search that suits an example dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExamplePlan {
+    /// The channels to search, as in `POST /v1/plan`.
+    pub actions: Vec<ActionSpace>,
+    /// The bound to keep, as in `POST /v1/plan`.
+    pub constraint: PlanConstraint,
+}
+
+/// `GET /v1/examples/{name}` answer: an example's series with a horizon and a plan search
+/// that suit it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExampleDataset {
+    /// What the dataset is.
+    #[serde(flatten)]
+    pub summary: ExampleSummary,
+    /// A horizon that suits it, steps.
+    pub horizon: usize,
+    /// Its series, ready to be the `series` of a request.
+    pub series: Vec<SeriesInput>,
+    /// A capacity question to ask of it.
+    pub plan: ExamplePlan,
+}

@@ -25,12 +25,12 @@ use crate::api::{
 use crate::arrow_io::{ARROW_STREAM, ArrowQuery, FromArrow, forecast_stream, wants_arrow, whatif_stream};
 use crate::batcher::{BatchError, Batcher, Plan};
 use crate::config::ServeConfig;
-use crate::jobs;
 use crate::metrics;
 use crate::prepare::{
     Bounds, Prepared, channel_forecasts, difference, loops_per_step, own_future, prepare, work_items,
 };
 use crate::problem::Problem;
+use crate::{console, datasets, jobs};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -284,8 +284,8 @@ impl Answers {
     }
 }
 
-/// The router of every endpoint, with auth (all but `/health`), metrics, tracing,
-/// compression and the body limit.
+/// The router of every endpoint, with auth (all but `/health` and the console's files),
+/// metrics, tracing, compression and the body limit.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.inner.max_body_bytes;
     Router::new()
@@ -296,12 +296,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete_job))
         .route("/v1/jobs/{id}/output", get(jobs::job_output))
         .route("/v1/files/{name}", put(jobs::put_file).layer(DefaultBodyLimit::disable()))
+        .route("/v1/series", post(datasets::read_series))
+        .route("/v1/examples", get(datasets::list_examples))
+        .route("/v1/examples/{name}", get(datasets::get_example))
         .route("/v1/models", get(models))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise))
         .route("/health", get(health))
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::file))
         .fallback(|| async { Problem::not_found("no such route; see /openapi.json") })
         .layer(middleware::from_fn(record))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -650,7 +655,7 @@ pub fn openapi_json() -> String {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "loopcast", description = "Forecasts, counterfactual what-ifs and capacity plans for operations telemetry."),
-    paths(forecast, whatif, plan, jobs::post_job, jobs::list_jobs, jobs::get_job, jobs::delete_job, jobs::job_output, jobs::put_file, models, health, ready, metrics_text, openapi),
+    paths(forecast, whatif, plan, datasets::read_series, datasets::list_examples, datasets::get_example, jobs::post_job, jobs::list_jobs, jobs::get_job, jobs::delete_job, jobs::job_output, jobs::put_file, models, health, ready, metrics_text, openapi),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

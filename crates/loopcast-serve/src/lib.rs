@@ -9,6 +9,8 @@ mod app;
 mod arrow_io;
 mod batcher;
 mod config;
+mod console;
+mod datasets;
 mod jobs;
 pub mod metrics;
 mod planning;

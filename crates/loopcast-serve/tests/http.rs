@@ -180,7 +180,7 @@ async fn models_health_ready_metrics_and_openapi_answer() {
 }
 
 /// The checked-in schema is what the code generates (regenerate with
-/// `LOOPCAST_BLESS=1 cargo test -p loopcast-serve --test http openapi`).
+/// `LOOPCAST_BLESS=1 cargo test --release --workspace --test http openapi`).
 #[test]
 fn the_checked_in_openapi_document_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/openapi.json");
@@ -476,5 +476,203 @@ async fn the_example_requests_are_answered() {
     let (status, _, answer) = server.post("/v1/plan", &read("plan.json")).await;
     assert_eq!(status, 200, "plan.json: {answer}");
     assert!(answer["feasible"].is_boolean() && !answer["frontier"].as_array().unwrap().is_empty());
+    server.stop().await;
+}
+
+/// The repository's example files.
+fn example_file(name: &str) -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/").to_string() + name).unwrap()
+}
+
+/// POSTs `body` to `/v1/series?QUERY`.
+async fn read_series(server: &Server, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let response =
+        server.client.post(server.url(&format!("/v1/series?{query}"))).body(body).send().await.unwrap();
+    let (status, _, answer) = common::split(response).await;
+    (status, answer)
+}
+
+/// One channel's values of one series of a `series` array.
+fn channel_values(series: &Value, id: &str, channel: &str) -> Value {
+    let series = series.as_array().unwrap().iter().find(|s| s["id"] == id).unwrap();
+    let channel = series["channels"].as_array().unwrap().iter().find(|c| c["name"] == channel).unwrap();
+    channel["values"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_examples_become_series_that_forecast() {
+    let server = Server::start(config()).await;
+    let (status, _, list) = server.get("/v1/examples").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> =
+        list["examples"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["services", "checkout"]);
+    let (status, _, services) = server.get("/v1/examples/services").await;
+    assert_eq!(status, 200, "{services}");
+    assert_eq!(services["series"].as_array().unwrap().len(), 3);
+    assert_eq!(services["plan"]["constraint"]["channel"], "latency_p95_ms");
+    let api = &services["series"][0];
+    assert_eq!((api["id"].as_str(), api["frequency"].as_str()), (Some("api"), Some("5m")));
+    let roles: Vec<(&str, &str)> = api["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("cpu_util", "target"), ("latency_p95_ms", "target"), ("rps", "target"), ("replicas", "action")]
+    );
+    assert_eq!(api["channels"][0]["values"].as_array().unwrap().len(), 576);
+    let (status, _, _) = server.get("/v1/examples/checkout").await;
+    assert_eq!(status, 200);
+    let (status, _, problem) = server.get("/v1/examples/nope").await;
+    assert_eq!(status, 404);
+    assert!(problem["detail"].as_str().unwrap().contains("nope"));
+
+    // The same telemetry uploaded as long Parquet and as wide CSV reads the same.
+    let (status, long) = read_series(
+        &server,
+        "name=services_long.parquet&actions=replicas",
+        example_file("services_long.parquet"),
+    )
+    .await;
+    assert_eq!(status, 200, "{long}");
+    assert_eq!((long["file"].as_str(), long["rows"].as_u64()), (Some("services_long.parquet"), Some(6912)));
+    let query = "name=services_wide.csv&layout=wide&series_id=service&timestamp=ts&actions=replicas";
+    let (status, wide) = read_series(&server, query, example_file("services_wide.csv")).await;
+    assert_eq!(status, 200, "{wide}");
+    assert_eq!(wide["rows"], 1728);
+    assert_eq!(long["gap_cells"], wide["gap_cells"]);
+    for channel in ["rps", "latency_p95_ms", "replicas"] {
+        for id in ["api", "search"] {
+            assert_eq!(
+                channel_values(&long["series"], id, channel),
+                channel_values(&wide["series"], id, channel)
+            );
+            assert_eq!(
+                channel_values(&wide["series"], id, channel),
+                channel_values(&services["series"], id, channel)
+            );
+        }
+    }
+    let replicas = wide["series"][0]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "replicas")
+        .unwrap()
+        .clone();
+    assert_eq!(replicas["role"], "action");
+
+    // `targets` keeps only the named channels of a long file.
+    let (status, some) = read_series(
+        &server,
+        "name=s.parquet&targets=rps&actions=replicas",
+        example_file("services_long.parquet"),
+    )
+    .await;
+    assert_eq!(status, 200, "{some}");
+    let kept: Vec<&str> = some["series"][0]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, ["replicas", "rps"]);
+
+    // What came back is a request's `series`, as it is.
+    let body = json!({"series": wide["series"], "horizon": 24});
+    let (status, _, answer) = server.post("/v1/forecast", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["series"].as_array().unwrap().len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_name_the_file_row_and_column_or_the_parameter() {
+    let server = Server::start(config()).await;
+    let bad =
+        b"series_id,timestamp,channel,value\napi,2024-01-01T00:00:00Z,rps,1\napi,yesterday,rps,2\n".to_vec();
+    let wide = example_file("services_wide.csv");
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        ("name=bad.csv", bad.clone(), "file", "bad.csv: row 2, column `timestamp`"),
+        ("name=empty.csv", Vec::new(), "file", "empty"),
+        ("name=notes.txt", wide.clone(), "format", "notes.txt"),
+        ("name=w.csv&format=xlsx", wide.clone(), "format", "xlsx"),
+        ("name=..%2F.profile", wide.clone(), "name", "plain file name"),
+        ("name=a%3Bb.csv", wide.clone(), "name", "plain file name"),
+        ("name=w.csv&layout=wide&series_id=host&timestamp=ts", wide.clone(), "series_id", "host"),
+        (
+            "name=w.csv&layout=wide&series_id=service&timestamp=ts&actions=replicaz",
+            wide.clone(),
+            "actions",
+            "replicaz",
+        ),
+        (
+            "name=w.csv&layout=wide&series_id=service&timestamp=ts&actions=rps&covariates=rps",
+            wide.clone(),
+            "covariates",
+            "two roles",
+        ),
+        ("name=w.csv&frequency=fortnightly", wide.clone(), "frequency", "fortnightly"),
+        ("name=w.csv&layout=diagonal", wide.clone(), "query", "diagonal"),
+        (
+            "name=l.parquet&covariates=cpu",
+            example_file("services_long.parquet"),
+            "covariates",
+            "`cpu` is not a channel",
+        ),
+    ];
+    for (query, body, field, needle) in cases {
+        let (status, problem) = read_series(&server, query, body).await;
+        assert_eq!((status, problem["field"].as_str()), (422, Some(field)), "{query}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "{query}: {detail}");
+        assert!(!detail.contains("/tmp"), "the staging directory stays hidden: {detail}");
+    }
+    // A wide file with no number column left to forecast.
+    let text = b"service,ts,owner\napi,2024-01-01T00:00:00Z,sre\n".to_vec();
+    let (status, problem) =
+        read_series(&server, "name=t.csv&layout=wide&series_id=service&timestamp=ts", text).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("targets")), "{problem}");
+    assert_eq!(server.get("/ready").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_without_a_token_and_its_api_calls_need_one() {
+    let server = Server::start(ServeConfig { api_key: Some("test-key".into()), ..config() }).await;
+    let page = server.client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+    let html = page.text().await.unwrap();
+    for asset in ["/console/console.js", "/console/console.css"] {
+        assert!(html.contains(asset), "the page loads {asset}");
+    }
+    for (asset, media) in
+        [("console.js", "text/javascript"), ("charts.js", "text/javascript"), ("console.css", "text/css")]
+    {
+        let response = server.client.get(server.url(&format!("/console/{asset}"))).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with(media), "{asset}");
+    }
+    // Only files of the page itself: scripts import nothing from elsewhere.
+    for asset in ["console.js", "charts.js", "console.css"] {
+        let url = server.url(&format!("/console/{asset}"));
+        let text = server.client.get(url).send().await.unwrap().text().await.unwrap();
+        let text = text.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{asset} fetches nothing from elsewhere"
+        );
+    }
+    let (status, _, problem) = server.get("/console/secrets.txt").await;
+    assert_eq!(status, 404, "{problem}");
+    let (status, _, _) = server.get("/v1/examples").await;
+    assert_eq!(status, 401);
+    let listed = server.client.get(server.url("/v1/examples")).bearer_auth("test-key").send().await.unwrap();
+    assert_eq!(listed.status(), 200);
     server.stop().await;
 }
