@@ -67,7 +67,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, model = %name, %source, device = %config.device, "serving");
     eprintln!(
-        "loopcast: serving {name} ({source}, {}) on http://{address} (docs: http://{address}/openapi.json)",
+        "loopcast: serving {name} ({source}, {}) on http://{address} (console: http://{address}/, API: http://{address}/openapi.json)",
         config.device
     );
     loopcast_serve::serve(listener, &config, model, name, shutdown()).await?;

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -195,6 +197,11 @@ async fn journey(client: &Client, address: &str, work: &Path) {
     client.goto(&format!("http://{address}/")).await.unwrap();
     until_text(client, "#model-info", "loopcast-small").await;
     until_count(client, "#example-select option", 2).await;
+    // Every control has a label a screen reader can read.
+    let unlabelled = "return [...document.querySelectorAll('input, select, textarea, button')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+        .map(e => e.id || e.outerHTML);";
+    assert_eq!(eval(client, unlabelled, vec![]).await, json!([]));
 
     // Data: the bundled three-service example.
     click(client, "#load-example").await;
@@ -307,6 +314,17 @@ async fn journey(client: &Client, address: &str, work: &Path) {
     click(client, "#plan-frontier circle.frontier-point").await;
     until_text(client, "#frontier-inspect", "Inspected").await;
     assert_eq!(count(client, "#plan-schedule path.inspected-schedule").await, 1);
+    // The keyboard opens a point too: focus the last one and press Enter.
+    let last = count(client, "#plan-frontier circle.frontier-point").await - 1;
+    let focus = "document.querySelector(`#plan-frontier circle[data-index='${arguments[0]}']`).focus();";
+    eval(client, focus, vec![json!(last)]).await;
+    let enter = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: '\u{E007}' })
+        .then(KeyAction::Up { value: '\u{E007}' });
+    client.perform_actions(enter).await.unwrap();
+    let inspected =
+        "return document.querySelector('#plan-frontier circle.inspected')?.dataset.index === arguments[0];";
+    until(client, "the last point inspected", inspected, vec![json!(last.to_string())]).await;
     screenshot(client, "#view-plan", "console-plan.png").await;
 
     // A quantile out of range is shown next to the quantile field.

@@ -81,7 +81,9 @@ pub(crate) async fn read_series(
     }
     let dir = tempfile::tempdir().map_err(|e| Problem::internal(format!("cannot stage the upload: {e}")))?;
     let path = dir.path().join(&name);
-    std::fs::write(&path, &body).map_err(|e| Problem::internal(format!("cannot stage the upload: {e}")))?;
+    tokio::fs::write(&path, &body)
+        .await
+        .map_err(|e| Problem::internal(format!("cannot stage the upload: {e}")))?;
     let roles = query_roles(&query)?;
     let mapping = upload_mapping(&query, &roles, &path, format).await?;
     let layout = match query.layout {
@@ -409,7 +411,8 @@ pub(crate) async fn get_example(UrlPath(name): UrlPath<String>) -> Result<Json<E
             let dir = tempfile::tempdir()
                 .map_err(|e| Problem::internal(format!("cannot stage the example: {e}")))?;
             let path = dir.path().join(file);
-            std::fs::write(&path, csv)
+            tokio::fs::write(&path, csv)
+                .await
                 .map_err(|e| Problem::internal(format!("cannot stage the example: {e}")))?;
             let options =
                 ReadOptions { layout: Layout::Wide, mapping: Some(mapping), ..ReadOptions::default() };
