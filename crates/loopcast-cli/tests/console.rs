@@ -362,6 +362,17 @@ async fn journey(client: &Client, address: &str, work: &Path) {
     fill(client, "#paste-json", "{\"series\": [").await;
     click(client, "#paste-button").await;
     until_text(client, "#paste-json-error", "not valid JSON").await;
+    // A plan request pasted whole brings its series and its capacity question.
+    let plan = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/requests/plan.json"),
+    )
+    .unwrap();
+    fill(client, "#paste-json", &plan).await;
+    click(client, "#paste-button").await;
+    until_text(client, "#data-status", "1 series loaded").await;
+    assert_eq!(text(client, "#paste-json-error").await, "");
+    let prefilled = "return [document.querySelector('#plan-change-every').value, document.querySelector('#plan-cost').value];";
+    assert_eq!(eval(client, prefilled, vec![]).await, json!(["16", "0.05"]));
 
     // A narrow window keeps everything in one column, with no sideways scrolling.
     client.set_window_size(400, 1600).await.unwrap();

@@ -113,10 +113,17 @@ function frequencyMs(text) {
   return Number(match[1]) * unit;
 }
 
+/** The grid step of a series: its frequency, else its first timestamps' spacing. */
+function stepMs(series) {
+  if (series?.frequency) return frequencyMs(series.frequency);
+  const [a, b] = (series?.timestamps ?? []).map((t) => Date.parse(t));
+  return b > a ? b - a : 3_600_000;
+}
+
 function historyTimes(series) {
   if (series.timestamps) return series.timestamps.map((t) => Date.parse(t));
   const start = Date.parse(series.start);
-  const step = frequencyMs(series.frequency);
+  const step = stepMs(series);
   return series.channels[0].values.map((_, i) => start + i * step);
 }
 
@@ -334,6 +341,10 @@ function usePasted() {
     fail(`series[${bad}] needs a \`channels\` array of {name, role, values}`);
     return;
   }
+  // A channel without a role shows up as a target in the roles table, to be changed there.
+  series.forEach((s) => s.channels.forEach((c) => {
+    c.role ??= "target";
+  }));
   const plan = value.actions && value.constraint ? { actions: value.actions, constraint: value.constraint } : null;
   useSeries(series, { horizon: value.horizon, plan });
 }
@@ -408,7 +419,7 @@ function renderForecast(forecast, bands, horizon) {
 
 /** Steps per editable segment: an hour's worth below an hour, at most 24 segments. */
 function segmentLength(horizon) {
-  const perHour = Math.max(1, Math.round(3_600_000 / frequencyMs(current()?.frequency)));
+  const perHour = Math.max(1, Math.round(3_600_000 / stepMs(current())));
   return Math.max(perHour, Math.ceil(horizon / 24));
 }
 
