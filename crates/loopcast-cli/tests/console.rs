@@ -1,7 +1,8 @@
 //! The web console in headless Chromium (driven over WebDriver by chromedriver) against a
-//! real `loopcast serve` on 127.0.0.1: an example forecast with its fan charts, an edited
-//! what-if, the planner and its frontier, an upload, errors shown next to their fields,
-//! and a narrow window. Screenshots of each view go to `docs/img/` for the README.
+//! real `loopcast serve` on 127.0.0.1 that needs an API key: the key asked for, an example
+//! forecast with its fan charts, an edited what-if, the planner and its frontier, uploads
+//! and pasted JSON, errors shown next to their fields, labelled controls and a narrow
+//! window. Screenshots of each view go to `docs/img/` for the README.
 //!
 //! Chromium and chromedriver come from Debian's `chromium` and `chromium-driver` (`.ci/run`
 //! installs them); `LOOPCAST_CHROMIUM` and `LOOPCAST_CHROMEDRIVER` point elsewhere. Without
@@ -41,11 +42,15 @@ fn program(variable: &str, candidates: &[&str]) -> Option<PathBuf> {
         .find_map(|name| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()))
 }
 
-/// `loopcast serve` on a free port, and its address once it is ready.
+/// The key the server is started with: the console must ask for it.
+const API_KEY: &str = "console-key";
+
+/// `loopcast serve` on a free port, needing [`API_KEY`], and its address once it listens.
 fn start_server(data_dir: &Path) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loopcast"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .env("LOOPCAST_API_KEY", API_KEY)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -194,8 +199,13 @@ async fn the_console_forecasts_runs_what_ifs_and_plans_in_a_real_browser() {
 }
 
 async fn journey(client: &Client, address: &str, work: &Path) {
+    // The page loads without the key; the API answers 401 until it is typed in.
     client.goto(&format!("http://{address}/")).await.unwrap();
+    until_text(client, "#api-key-error", "Bearer").await;
+    assert_eq!(text(client, "#model-info").await, "not connected");
+    fill(client, "#api-key", API_KEY).await;
     until_text(client, "#model-info", "loopcast-small").await;
+    assert_eq!(text(client, "#api-key-error").await, "");
     until_count(client, "#example-select option", 2).await;
     // Every control has a label a screen reader can read.
     let unlabelled = "return [...document.querySelectorAll('input, select, textarea, button')]
@@ -207,6 +217,13 @@ async fn journey(client: &Client, address: &str, work: &Path) {
     click(client, "#load-example").await;
     until_text(client, "#data-status", "3 series loaded").await;
     assert_eq!(count(client, "#roles-body tr").await, 4, "rps, cpu, latency and replicas");
+    // Roles are chosen in the table: with replicas a covariate there is nothing to plan.
+    fill(client, "#role-3", "covariate").await;
+    assert_eq!(count(client, "#whatif-action option").await, 0);
+    assert!(text(client, "#plans").await.contains("No action channel"));
+    fill(client, "#role-3", "action").await;
+    assert_eq!(count(client, "#whatif-action option").await, 1);
+    assert_eq!(count(client, "#plans .plan-editor").await, 3);
 
     // Forecast: one fan chart per target, with history, three bands, a median and a
     // loops strip of one cell per step.
