@@ -247,8 +247,8 @@ function planDefaults() {
   $("plan-quantile").value = constraint?.quantile ?? 0.9;
   $("plan-bound").value = constraint?.min !== undefined && constraint?.min !== null ? "min" : "max";
   const values = current().channels.find((c) => c.name === channel).values.filter((v) => v !== null);
-  const threshold = constraint?.max ?? constraint?.min ?? 1.2 * Math.max(...values);
-  $("plan-threshold").value = +threshold.toPrecision(4);
+  const threshold = constraint?.max ?? constraint?.min ?? (values.length > 0 ? 1.2 * Math.max(...values) : null);
+  $("plan-threshold").value = threshold === null ? "" : +threshold.toPrecision(4);
 }
 
 async function loadExamples() {
@@ -257,7 +257,11 @@ async function loadExamples() {
     const select = $("example-select");
     select.replaceChildren();
     answer.examples.forEach((e) => option(select, e.name, e.title));
-    $("example-select").title = answer.examples[0]?.description ?? "";
+    const describe = () => {
+      $("example-description").textContent = answer.examples.find((e) => e.name === select.value)?.description ?? "";
+    };
+    select.onchange = describe;
+    describe();
   } catch (problem) {
     showProblem(problem, [], "example-error");
   }
