@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use loopcast_core::ChannelMapping;
+use loopcast_core::{ChannelMapping, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,6 +19,26 @@ pub enum ChannelRole {
     Action,
     /// An exogenous input (hour of week, planned events), known in the future or not.
     Covariate,
+}
+
+impl From<ChannelRole> for Role {
+    fn from(role: ChannelRole) -> Self {
+        match role {
+            ChannelRole::Target => Role::Target,
+            ChannelRole::Action => Role::Action,
+            ChannelRole::Covariate => Role::Covariate,
+        }
+    }
+}
+
+impl From<Role> for ChannelRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Target => ChannelRole::Target,
+            Role::Action => ChannelRole::Action,
+            Role::Covariate => ChannelRole::Covariate,
+        }
+    }
 }
 
 /// One channel of a series: its history and, for actions and covariates, its planned

@@ -19,13 +19,13 @@ use loopcast_data::{
 use serde::Deserialize;
 
 use crate::api::{
-    ChannelInput, ChannelRole, ExampleDataset, ExamplePlan, ExampleSummary, ExamplesResponse, PlanRequest,
-    SeriesFile, SeriesInput, TableLayout,
+    ChannelInput, ExampleDataset, ExamplePlan, ExampleSummary, ExamplesResponse, PlanRequest, SeriesFile,
+    SeriesInput, TableLayout,
 };
 use crate::problem::Problem;
 
 /// Query parameters of `POST /v1/series`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeriesQuery {
@@ -239,19 +239,11 @@ fn relabel(
         }
         for channel in &mut series.channels {
             if let Some((_, role)) = roles.get(&channel.name) {
-                channel.role = channel_role(*role);
+                channel.role = (*role).into();
             }
         }
     }
     Ok(())
-}
-
-fn channel_role(role: Role) -> ChannelRole {
-    match role {
-        Role::Target => ChannelRole::Target,
-        Role::Action => ChannelRole::Action,
-        Role::Covariate => ChannelRole::Covariate,
-    }
 }
 
 /// Every series of `path` as request series.
@@ -276,7 +268,7 @@ fn series_input(series: &RegularSeries) -> SeriesInput {
         .iter()
         .map(|channel| ChannelInput {
             name: channel.spec.name.clone(),
-            role: channel_role(channel.spec.role),
+            role: channel.spec.role.into(),
             values: channel
                 .values
                 .iter()

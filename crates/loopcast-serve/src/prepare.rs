@@ -284,7 +284,7 @@ fn prepare_series(
             }
         }
     }
-    let roles = ordered.iter().map(|(_, c)| role(c.role)).collect();
+    let roles = ordered.iter().map(|(_, c)| Role::from(c.role)).collect();
     let batch = ModelBatch::new(roles, 1, length, horizon, values, observed, future, known)
         .map_err(|e| Problem::invalid(at(""), e.to_string()))?;
     Ok(PreparedSeries {
@@ -310,14 +310,6 @@ fn check_future(channel: &ChannelInput, horizon: usize, field: impl Fn() -> Stri
         ));
     }
     Ok(())
-}
-
-fn role(role: ChannelRole) -> Role {
-    match role {
-        ChannelRole::Target => Role::Target,
-        ChannelRole::Action => Role::Action,
-        ChannelRole::Covariate => Role::Covariate,
-    }
 }
 
 /// The grid of series `i` checked (strictly increasing, regular, as long as the values)
