@@ -355,17 +355,21 @@ function usePasted() {
 
 // ---------------------------------------------------------------- forecast view
 
+/** Starts a view's run: clears its errors and the data section's; false without data. */
+function readyToRun(event, view, error) {
+  event.preventDefault();
+  clearErrors($(view));
+  clearErrors($("data"));
+  if (current()) return true;
+  $(error).textContent = "load data first";
+  return false;
+}
+
 const SERIES_FIELDS = [["series", "series"]];
 
 async function runForecast(event) {
-  event.preventDefault();
+  if (!readyToRun(event, "view-forecast", "forecast-error")) return;
   const view = $("view-forecast");
-  clearErrors(view);
-  clearErrors($("data"));
-  if (!current()) {
-    $("forecast-error").textContent = "load data first";
-    return;
-  }
   const bands = [...view.querySelectorAll(".bands input:checked")].map((b) => Number(b.value));
   const levels = new Set([0.5]);
   bands.forEach((b) => {
@@ -559,14 +563,7 @@ function horizonChanged() {
 }
 
 async function runWhatIf(event) {
-  event.preventDefault();
-  const view = $("view-whatif");
-  clearErrors(view);
-  clearErrors($("data"));
-  if (!current()) {
-    $("whatif-error").textContent = "load data first";
-    return;
-  }
+  if (!readyToRun(event, "view-whatif", "whatif-error")) return;
   const action = $("whatif-action").value;
   const horizon = Number($("whatif-horizon").value);
   const length = segmentLength(horizon);
@@ -695,14 +692,7 @@ const PLAN_FIELDS = [
 ];
 
 async function runPlan(event) {
-  event.preventDefault();
-  const view = $("view-plan");
-  clearErrors(view);
-  clearErrors($("data"));
-  if (!current()) {
-    $("plan-error").textContent = "load data first";
-    return;
-  }
+  if (!readyToRun(event, "view-plan", "plan-error")) return;
   const number = (id) => ($(id).value === "" ? null : Number($(id).value));
   const level = number("plan-quantile");
   const space = {
