@@ -348,6 +348,14 @@ async fn journey(client: &Client, address: &str, work: &Path) {
     fill(client, "#plan-quantile", "1.5").await;
     click(client, "#plan-run").await;
     until_text(client, "#plan-quantile-error", "constraint.quantile").await;
+    // A bound no schedule keeps: the least risky one is shown, and said to be so.
+    fill(client, "#plan-quantile", "0.9").await;
+    fill(client, "#plan-threshold", "1").await;
+    click(client, "#plan-run").await;
+    until_text(client, "#plan-schedule-caption", "Least risky").await;
+    let class = eval(client, "return document.querySelector('#plan-detail').className;", vec![]).await;
+    assert_eq!(class, json!("detail infeasible"));
+    assert_eq!(count(client, "#plan-frontier circle.chosen").await, 1);
 
     // Upload: a malformed CSV names its file, row and column next to the file field…
     let bad = work.join("bad.csv");

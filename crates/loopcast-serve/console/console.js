@@ -730,6 +730,10 @@ function renderPlan(inspected = null) {
   $("plan-detail").textContent = answer.detail;
   $("plan-detail").className = `detail ${answer.feasible ? "feasible" : "infeasible"}`;
   $("plan-status").textContent = `${answer.search.candidates} schedules evaluated in ${answer.search.rounds} batched what-ifs.`;
+  $("plan-schedule-caption").textContent = answer.feasible
+    ? "Recommended schedule"
+    : "Least risky schedule (none evaluated keeps the bound)";
+  if (!inspected) $("frontier-inspect").textContent = "";
 
   const schedule = [{ kind: "step", x, y: outcome.candidate.actions[action], className: "schedule" }];
   if (inspected) schedule.push({ kind: "step", x, y: inspected.actions[action], className: "inspected-schedule" });
