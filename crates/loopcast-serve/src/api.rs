@@ -465,6 +465,15 @@ pub enum TableLayout {
     Wide,
 }
 
+impl From<TableLayout> for loopcast_data::Layout {
+    fn from(layout: TableLayout) -> Self {
+        match layout {
+            TableLayout::Long => Self::Long,
+            TableLayout::Wide => Self::Wide,
+        }
+    }
+}
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -86,10 +86,7 @@ pub(crate) async fn read_series(
         .map_err(|e| Problem::internal(format!("cannot stage the upload: {e}")))?;
     let roles = query_roles(&query)?;
     let mapping = upload_mapping(&query, &roles, &path, format).await?;
-    let layout = match query.layout {
-        TableLayout::Long => Layout::Long,
-        TableLayout::Wide => Layout::Wide,
-    };
+    let layout = Layout::from(query.layout);
     let options =
         ReadOptions { format: Some(format), layout, mapping: Some(mapping), ..ReadOptions::default() };
     let mut file = read_file(&path, options).await.map_err(|e| data_problem(&e, dir.path(), &query))?;

@@ -17,7 +17,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::StreamExt;
-use loopcast_data::Layout;
 use tokio::sync::mpsc;
 
 use crate::api::{Job, JobList, JobRequest, JobState, TableLayout, Upload};
@@ -339,10 +338,7 @@ impl JobManager {
         let request = &job.request;
         let spec = ScoreSpec {
             input: self.inner.data_dir.join(&request.input),
-            layout: match request.layout {
-                TableLayout::Long => Layout::Long,
-                TableLayout::Wide => Layout::Wide,
-            },
+            layout: request.layout.into(),
             mapping: request.mapping.clone(),
             horizon: request.horizon,
             quantiles: request.quantiles.clone(),
