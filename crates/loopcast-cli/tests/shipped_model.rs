@@ -39,7 +39,8 @@ async fn the_shipped_model_forecasts_the_example_file() {
     let windows = batches.into_iter().next().expect("the file has windows");
     assert_eq!(windows.len(), 6, "3 series × 2 origins");
 
-    let batch = loopcast_serve::model_batch(&windows).unwrap();
+    let season = reader.report().frequency.expect("a regular file").season();
+    let batch = loopcast_serve::model_batch(&windows, season).unwrap();
     let forecast = model.forecast(&batch, &ForecastOptions::default()).unwrap();
     assert_eq!((forecast.batch, forecast.targets, forecast.steps), (6, 3, 64));
     let q = forecast.levels.len();

@@ -67,6 +67,20 @@ impl Frequency {
         }
     }
 
+    /// The conventional seasonal period in steps: a day for steps that divide a day
+    /// (288 at 5 minutes, 24 hourly), a week for daily steps, a year for weekly and
+    /// monthly ones (52, 12, 4 quarterly); 1 (no season) otherwise.
+    pub fn season(self) -> usize {
+        let whole = |period: i64, step: i64| if period % step == 0 { (period / step) as usize } else { 1 };
+        match self {
+            Frequency::Fixed(step) if step < MICROS_PER_DAY => whole(MICROS_PER_DAY, step),
+            Frequency::Fixed(step) if step == MICROS_PER_DAY => 7,
+            Frequency::Fixed(step) if step == MICROS_PER_WEEK => 52,
+            Frequency::Fixed(_) => 1,
+            Frequency::Months(n) => whole(12, i64::from(n)),
+        }
+    }
+
     /// The frequency that best explains a typical spacing between consecutive
     /// observations: calendar months when the spacing is 28–31 days (or a multiple of
     /// it up to a year), the fixed step otherwise. `None` when the spacing is not positive.
@@ -173,6 +187,18 @@ impl<'de> Deserialize<'de> for Frequency {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn seasons_are_a_day_a_week_or_a_year() {
+        assert_eq!(Frequency::minutes(5).season(), 288);
+        assert_eq!(Frequency::hours(1).season(), 24);
+        assert_eq!(Frequency::minutes(7).season(), 1, "7 minutes do not divide a day");
+        assert_eq!(Frequency::Fixed(MICROS_PER_DAY).season(), 7);
+        assert_eq!(Frequency::Fixed(MICROS_PER_WEEK).season(), 52);
+        assert_eq!(Frequency::Months(1).season(), 12);
+        assert_eq!(Frequency::Months(3).season(), 4);
+        assert_eq!(Frequency::Months(12).season(), 1);
+    }
 
     fn ts(text: &str) -> Timestamp {
         DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros()

@@ -229,7 +229,8 @@ impl Backtest {
         let loopcast = if self.config.models.contains(&ModelName::Loopcast) {
             let model = model.ok_or_else(|| EvalError::Config("loopcast needs a model".into()))?;
             let started = Instant::now();
-            let forecast = model.forecast(&model_batch(windows)?, &self.config.forecast_options)?;
+            let forecast =
+                model.forecast(&model_batch(windows, self.config.season)?, &self.config.forecast_options)?;
             *self.seconds.entry(ModelName::Loopcast).or_default() += started.elapsed().as_secs_f64();
             Some(forecast)
         } else {
@@ -463,8 +464,9 @@ fn interpolated(forecast: &Forecast, b: usize, t: usize, h: usize, level: f64) -
     low + share * (high - low)
 }
 
-/// A batch of cut windows as the model's input (missing cells masked).
-pub fn model_batch(windows: &WindowBatch) -> Result<ModelBatch, ModelError> {
+/// A batch of cut windows as the model's input (missing cells masked), every window with
+/// the seasonal period `season` (steps).
+pub fn model_batch(windows: &WindowBatch, season: usize) -> Result<ModelBatch, ModelError> {
     let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
     ModelBatch::new(
         windows.channels.iter().map(|c| c.role).collect(),
@@ -476,6 +478,7 @@ pub fn model_batch(windows: &WindowBatch) -> Result<ModelBatch, ModelError> {
         windows.future.clone(),
         mask(&windows.future_mask),
     )
+    .map(|batch| batch.with_season(season))
 }
 
 fn rfc3339(micros: i64) -> String {

@@ -31,6 +31,7 @@ pub struct ModelBatch {
     observed: Vec<bool>,
     future: Vec<f32>,
     future_known: Vec<bool>,
+    seasons: Vec<usize>,
 }
 
 impl ModelBatch {
@@ -81,7 +82,34 @@ impl ModelBatch {
             let (b, c, t) = (i / (channels * horizon), i / horizon % channels, i % horizon);
             return fail(format!("`future` is not finite at window {b}, channel {c}, step {t}"));
         }
-        Ok(Self { roles, batch, context, horizon, values, observed, future, future_known })
+        let seasons = vec![1; batch];
+        Ok(Self { roles, batch, context, horizon, values, observed, future, future_known, seasons })
+    }
+
+    /// The same windows with a seasonal period (in steps) each: the baseline a model with
+    /// `anchor` decodes around repeats the window's last season. 1 (the default) anchors
+    /// on the last observed value.
+    pub fn with_seasons(mut self, seasons: Vec<usize>) -> Result<Self, ModelError> {
+        if seasons.len() != self.batch {
+            return Err(ModelError::Input(format!(
+                "{} seasons for {} windows: give one per window",
+                seasons.len(),
+                self.batch
+            )));
+        }
+        self.seasons = seasons.into_iter().map(|s| s.max(1)).collect();
+        Ok(self)
+    }
+
+    /// Every window with the seasonal period `season` (see [`ModelBatch::with_seasons`]).
+    pub fn with_season(mut self, season: usize) -> Self {
+        self.seasons = vec![season.max(1); self.batch];
+        self
+    }
+
+    /// The seasonal period of each window, in steps (1 when none was given).
+    pub fn seasons(&self) -> &[usize] {
+        &self.seasons
     }
 
     /// Channel roles, targets first.
@@ -179,7 +207,8 @@ impl ModelBatch {
             flags(|p| &p.observed),
             gather(|p| &p.future),
             flags(|p| &p.future_known),
-        )
+        )?
+        .with_seasons(parts.iter().flat_map(|p| p.seasons.iter().copied()).collect())
     }
 
     /// The same histories with other future values (a what-if plan).
@@ -193,7 +222,8 @@ impl ModelBatch {
             self.observed.clone(),
             future,
             future_known,
-        )
+        )?
+        .with_seasons(self.seasons.clone())
     }
 }
 
@@ -228,9 +258,10 @@ mod tests {
 
     #[test]
     fn concatenated_batches_keep_every_window_in_order() {
-        let (a, b) = (batch(), batch().with_future(vec![0.0; 6], vec![false; 6]).unwrap());
+        let (a, b) = (batch(), batch().with_season(3).with_future(vec![0.0; 6], vec![false; 6]).unwrap());
         let both = ModelBatch::concat(&[&a, &b]).unwrap();
         assert_eq!(both.batch(), 2);
+        assert_eq!(both.seasons(), &[1, 3], "each window keeps its season");
         assert_eq!(both.context_arrays().0[..8], a.context_arrays().0[..]);
         assert_eq!(both.future_arrays().1[6..], b.future_arrays().1[..]);
         let short =

@@ -52,6 +52,19 @@ pub struct ModelConfig {
     /// next patch: the "no deferred decoding" ablation.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub deferred_decoding: bool,
+    /// Decode around a baseline: each target's quantiles are offsets from its seasonal
+    /// naive forecast (the last season repeated, [`crate::ModelBatch::seasons`]), with the
+    /// head starting near zero, so a fresh model forecasts about seasonal naive and
+    /// training learns the correction. `false` (checkpoints before it existed) decodes levels.
+    #[serde(default)]
+    pub anchor: bool,
+    /// A direct path from planned actions to the forecast: per future patch, the change
+    /// of every action and covariate channel from its last observed value times a
+    /// coefficient read from the target's state and the channel's action token (the
+    /// coefficient starts near zero). `false` (checkpoints before it existed): plans reach
+    /// the forecast only through the looped core.
+    #[serde(default)]
+    pub action_effects: bool,
 }
 
 fn yes() -> bool {
@@ -82,6 +95,8 @@ impl ModelConfig {
             shared_core: true,
             retention: true,
             deferred_decoding: true,
+            anchor: true,
+            action_effects: true,
         }
     }
 

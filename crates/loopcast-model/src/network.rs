@@ -2,7 +2,7 @@
 //! spectral retention, the exit gate and the quantile head.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use loopcast_core::Role;
@@ -40,6 +40,17 @@ pub struct Inputs {
     pub location: Tensor<3>,
     /// Per-channel scale (positive), `[B, C, 1]`.
     pub scale: Tensor<3>,
+    /// Each target's seasonal naive forecast over the padded future, scaled, `[B, T, K·P]`
+    /// (0, the context mean, for a target with no observation).
+    pub anchor: Tensor<3>,
+    /// Each channel's last observed value, scaled, `[B, C, 1]` (0 when none).
+    pub last: Tensor<3>,
+    /// Each target's typical in-sample seasonal naive error, scaled, `[B, T, 1]`: the
+    /// median of `|x_i − x_{i−s}|` over the context's observed pairs (`s` the window's
+    /// season, 1 when the context holds no whole season; 0 when no pair is observed). The
+    /// unit in which an anchored model decodes; a median, so an incident in the context
+    /// (latency at 300 s for an hour, then 10 ms again) does not make it the incident's size.
+    pub naive_error: Tensor<3>,
     /// Channel roles, targets first.
     pub roles: Vec<Role>,
     /// Number of target channels.
@@ -75,11 +86,27 @@ impl Inputs {
                 }
             }
         }
+        // An anchored model centres on the median: after an incident (latency at 300 s for
+        // an hour, then 10 ms again) the mean sits so far from the recent values that f32
+        // would lose them when scaling.
+        let medians = config.anchor.then(|| {
+            let rows = context.chunks(padded).zip(context_mask.chunks(padded));
+            rows.map(|(values, mask)| {
+                let mut seen: Vec<f32> =
+                    values.iter().zip(mask).filter(|(_, m)| **m > 0.5).map(|(v, _)| *v).collect();
+                let middle = seen.len() / 2;
+                if seen.is_empty() { 0.0 } else { *seen.select_nth_unstable_by(middle, f32::total_cmp).1 }
+            })
+            .collect::<Vec<f32>>()
+        });
         let tensor = |data: Vec<f32>| Tensor::<3>::from_data(TensorData::new(data, [b, c, padded]), device);
         let (context, context_mask) = (tensor(context), tensor(context_mask));
 
         let count = context_mask.clone().sum_dim(2);
-        let location = (context.clone() * context_mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0);
+        let location = match medians {
+            Some(medians) => Tensor::<3>::from_data(TensorData::new(medians, [b, c, 1]), device),
+            None => (context.clone() * context_mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0),
+        };
         let centred = (context.clone() - location.clone()) * context_mask.clone();
         let variance = centred.clone().powf_scalar(2.0).sum_dim(2) / count.clone().clamp_min(1.0);
         let floors: Vec<f32> = batch
@@ -94,6 +121,20 @@ impl Inputs {
         let scale = scale * empty.clone().neg().add_scalar(1.0) + empty;
         let context = centred / scale.clone();
         let (future, future_mask) = scaled_future(batch, p, &location, &scale, device);
+        let t = batch.targets();
+        let future_len = h.div_ceil(p) * p;
+        let (anchor, anchored) = seasonal_naive(batch, future_len);
+        let target_stats = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
+        let scaled = |raw: Vec<f32>, has: Vec<f32>, shape: [usize; 3], loc: Tensor<3>, scale: Tensor<3>| {
+            let has = Tensor::<3>::from_data(TensorData::new(has, shape), device);
+            (Tensor::<3>::from_data(TensorData::new(raw, shape), device) - loc) / scale * has
+        };
+        let anchor =
+            scaled(anchor, anchored, [b, t, future_len], target_stats(&location), target_stats(&scale));
+        let (last, seen) = last_observed(batch);
+        let last = scaled(last, seen, [b, c, 1], location.clone(), scale.clone());
+        let naive_error = Tensor::<3>::from_data(TensorData::new(naive_errors(batch), [b, t, 1]), device)
+            / target_stats(&scale);
         Self {
             context,
             context_mask,
@@ -101,6 +142,9 @@ impl Inputs {
             future_mask,
             location,
             scale,
+            anchor,
+            last,
+            naive_error,
             roles: batch.roles().to_vec(),
             targets: batch.targets(),
             horizon: h,
@@ -126,6 +170,9 @@ impl Inputs {
             future_mask: Tensor::cat(future_mask, 0),
             location: self.location.clone().repeat_dim(0, copies),
             scale: self.scale.clone().repeat_dim(0, copies),
+            anchor: self.anchor.clone().repeat_dim(0, copies),
+            last: self.last.clone().repeat_dim(0, copies),
+            naive_error: self.naive_error.clone().repeat_dim(0, copies),
             roles: self.roles.clone(),
             targets: self.targets,
             horizon: self.horizon,
@@ -192,6 +239,79 @@ fn scaled_future(
     let mask = tensor(mask);
     let values = (tensor(values) - location.clone()) / scale.clone() * mask.clone();
     (values, mask)
+}
+
+/// Each target's seasonal naive forecast over `steps` future steps, `[B, T, steps]` in the
+/// data's units, with 1 where it exists: the window's last season repeated (its
+/// `seasons()` entry; a missing value is taken a season earlier), the last observed value
+/// when the season is longer than the context, nothing when no value is observed.
+fn seasonal_naive(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
+    let (c, t, l) = (batch.roles().len(), batch.targets(), batch.context());
+    let (values, observed) = batch.context_arrays();
+    let mut anchor = Vec::with_capacity(batch.batch() * t * steps);
+    let mut has = Vec::with_capacity(batch.batch() * t * steps);
+    for (b, &season) in batch.seasons().iter().enumerate() {
+        for channel in 0..t {
+            let row = (b * c + channel) * l;
+            let (values, observed) = (&values[row..row + l], &observed[row..row + l]);
+            let Some(last) = (0..l).rev().find(|i| observed[*i]).map(|i| values[i]) else {
+                anchor.extend(std::iter::repeat_n(0.0, steps));
+                has.extend(std::iter::repeat_n(0.0, steps));
+                continue;
+            };
+            let lookup = |mut i: usize| loop {
+                if observed[i] {
+                    return values[i];
+                }
+                if i < season {
+                    return last;
+                }
+                i -= season;
+            };
+            for h in 0..steps {
+                let back = season - h % season;
+                anchor.push(if back > l { last } else { lookup(l - back) });
+                has.push(1.0);
+            }
+        }
+    }
+    (anchor, has)
+}
+
+/// Each target's typical seasonal naive error in the data's units, `[B, T]` (see
+/// [`Inputs::naive_error`]).
+fn naive_errors(batch: &ModelBatch) -> Vec<f32> {
+    let (c, t, l) = (batch.roles().len(), batch.targets(), batch.context());
+    let (values, observed) = batch.context_arrays();
+    let mut errors = Vec::with_capacity(batch.batch() * t);
+    for (b, &season) in batch.seasons().iter().enumerate() {
+        let lag = if season < l { season } else { 1 };
+        for channel in 0..t {
+            let row = (b * c + channel) * l;
+            let mut differences: Vec<f32> = (lag..l)
+                .filter(|i| observed[row + i] && observed[row + i - lag])
+                .map(|i| (values[row + i] - values[row + i - lag]).abs())
+                .collect();
+            let middle = differences.len() / 2;
+            errors.push(if differences.is_empty() {
+                0.0
+            } else {
+                *differences.select_nth_unstable_by(middle, f32::total_cmp).1
+            });
+        }
+    }
+    errors
+}
+
+/// Each channel's last observed context value, `[B, C, 1]`, with 1 where there is one.
+fn last_observed(batch: &ModelBatch) -> (Vec<f32>, Vec<f32>) {
+    let l = batch.context();
+    let (values, observed) = batch.context_arrays();
+    values
+        .chunks(l)
+        .zip(observed.chunks(l))
+        .map(|(v, o)| o.iter().rposition(|x| *x).map_or((0.0, 0.0), |i| (v[i], 1.0)))
+        .unzip()
 }
 
 /// The history encoded once: memory tokens and the initial latent state.
@@ -265,6 +385,13 @@ pub struct Network {
     gate: Linear,
     head_norm: LayerNorm,
     head: Linear,
+    /// Whether quantiles are offsets from the seasonal naive anchor (`ModelConfig::anchor`).
+    anchor: bool,
+    /// The direct action path (`ModelConfig::action_effects`): the target-state side of
+    /// the coefficient (initialised near zero), the action-token side and its norm.
+    effect_state: Option<Linear>,
+    effect_action: Option<Linear>,
+    effect_norm: Option<LayerNorm>,
 }
 
 impl Network {
@@ -300,7 +427,15 @@ impl Network {
             median: config.median_level(),
             gate: LinearConfig::new(2 * d, 1).init(device),
             head_norm: LayerNormConfig::new(d).init(device),
-            head: LinearConfig::new(d, config.patch_len * config.quantiles.len()).init(device),
+            head: quantile_head(config, device),
+            anchor: config.anchor,
+            effect_state: config.action_effects.then(|| {
+                LinearConfig::new(d, d).with_bias(false).with_initializer(ALMOST_CLOSED).init(device)
+            }),
+            effect_action: config
+                .action_effects
+                .then(|| LinearConfig::new(d, d).with_bias(false).init(device)),
+            effect_norm: config.action_effects.then(|| LayerNormConfig::new(d).init(device)),
         }
     }
 
@@ -412,7 +547,7 @@ impl Network {
         if self.deferred_decoding || patch == 0 {
             return None;
         }
-        let quantiles = self.decode(vec![state.clone().detach()], inputs.targets);
+        let quantiles = self.decode(inputs, vec![state.clone().detach()], &[patch - 1]);
         let [b, t, p, _] = quantiles.dims();
         predicted.push(quantiles.slice([0..b, 0..t, 0..p, self.median..self.median + 1]).reshape([b, t, p]));
         let encoded = self.encode(&inputs.advanced(predicted));
@@ -544,29 +679,149 @@ impl Network {
         Trace { states, gates: Tensor::cat(gates, 1), changes: Tensor::cat(changes, 1), loop_states }
     }
 
-    /// Decodes states into monotone quantiles in scaled units, `[B, T, steps·P, Q]`: a
-    /// base value plus cumulative softplus increments, so quantiles never cross.
-    pub fn decode(&self, states: Vec<Tensor<3>>, targets: usize) -> Tensor<4> {
+    /// Decodes the states of future patches `patches` (one index per state, as rolled out
+    /// over `inputs`) into monotone quantiles in scaled units, `[B, T, states·P, Q]`: a
+    /// base value plus cumulative softplus increments, so quantiles never cross. With the
+    /// anchor, the median sits at the base's offset from seasonal naive; with action
+    /// effects, every quantile moves by the plan's direct effect.
+    pub fn decode(&self, inputs: &Inputs, states: Vec<Tensor<3>>, patches: &[usize]) -> Tensor<4> {
+        match self.decode_parts(inputs, states, patches) {
+            (quantiles, Some(effect)) => quantiles + effect,
+            (quantiles, None) => quantiles,
+        }
+    }
+
+    /// [`Network::decode`] in two parts: the quantiles without the plan's direct effect,
+    /// and that effect, `[B, T, states·P, 1]` (`None` without action effects or without
+    /// action and covariate channels). Training fits the effect on twin differences only:
+    /// in observed data, operators act on what they expect, so actions and targets move
+    /// together for reasons other than the action's effect.
+    pub fn decode_parts(
+        &self,
+        inputs: &Inputs,
+        states: Vec<Tensor<3>>,
+        patches: &[usize],
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
         let steps = states.len();
+        let targets = inputs.targets;
         let stacked: Tensor<4> = Tensor::stack(states, 1);
         let [b, _, _, d] = stacked.dims();
         let (p, q) = (self.patch_len, self.quantiles);
-        let raw = self
-            .head
-            .forward(self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d])))
-            .reshape([b * steps * targets * p, q]);
-        let base = raw.clone().slice([0..b * steps * targets * p, 0..1]);
+        let device = stacked.device();
+        let normed = self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d]));
+        let raw = self.head.forward(normed.clone()).reshape([b * steps * targets * p, q]);
+        let cells = b * steps * targets * p;
+        let base = raw.clone().slice([0..cells, 0..1]);
         let quantiles = if q > 1 {
-            let device = raw.device();
-            let increments = softplus(raw.slice([0..b * steps * targets * p, 1..q]), 1.0);
+            let increments = softplus(raw.slice([0..cells, 1..q]), 1.0);
             let upper: Vec<f32> =
                 (0..q - 1).flat_map(|i| (0..q - 1).map(move |j| if i <= j { 1.0 } else { 0.0 })).collect();
             let cumulative =
                 increments.matmul(Tensor::from_data(TensorData::new(upper, [q - 1, q - 1]), &device));
-            Tensor::cat(vec![base.clone(), base + cumulative], 1)
+            let cumulative = Tensor::cat(vec![Tensor::zeros([cells, 1], &device), cumulative], 1);
+            let cumulative = if self.anchor {
+                // Centred on the median level, so the base is the median's offset.
+                cumulative.clone() - cumulative.slice([0..cells, self.median..self.median + 1])
+            } else {
+                cumulative
+            };
+            base + cumulative
         } else {
             base
         };
-        quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q])
+        let quantiles =
+            quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q]);
+        let ids = Tensor::<1, Int>::from_data(
+            TensorData::new(patches.iter().map(|k| *k as i64).collect::<Vec<_>>(), [steps]),
+            &device,
+        );
+        let per_patch = |x: Tensor<3>| {
+            let [rows, channels, len] = x.dims();
+            x.reshape([rows, channels, len / p, p]).select(2, ids.clone())
+        };
+        let quantiles = if self.anchor {
+            // Offsets in units of the series' own typical seasonal naive error: a series
+            // that repeats its seasons exactly (flat, or strictly periodic) keeps the
+            // anchor exactly, with no spread.
+            let unit = inputs.naive_error.clone().reshape([b, targets, 1, 1]);
+            quantiles * unit + per_patch(inputs.anchor.clone()).reshape([b, targets, steps * p, 1])
+        } else {
+            quantiles
+        };
+        match (&self.effect_state, &self.effect_action, &self.effect_norm) {
+            (Some(state_side), Some(action_side), Some(norm)) if inputs.roles.len() > targets => {
+                let c = inputs.roles.len();
+                let len = inputs.future.dims()[2];
+                // The plan's change of every action and covariate channel from its last
+                // observed value, `[B, S, A, P]`, zero where the plan is unknown.
+                let change = (inputs.future.clone().slice([0..b, targets..c, 0..len])
+                    - inputs.last.clone().slice([0..b, targets..c, 0..1]))
+                    * inputs.future_mask.clone().slice([0..b, targets..c, 0..len]);
+                let change = per_patch(change).swap_dims(1, 2);
+                let tokens = action_side.forward(norm.forward(self.actions(inputs).select(2, ids.clone())));
+                let coefficients = state_side
+                    .forward(normed)
+                    .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
+                    .div_scalar((d as f32).sqrt());
+                let effect = coefficients.matmul(change).swap_dims(1, 2).reshape([b, targets, steps * p, 1]);
+                (quantiles, Some(effect))
+            }
+            _ => (quantiles, None),
+        }
+    }
+}
+
+/// Weights that start a path almost closed but still pass gradients on (exact zeros would
+/// leave everything before them without a gradient on the first step).
+const NEAR_ZERO: Initializer = Initializer::Normal { mean: 0.0, std: 0.01 };
+
+/// The direct action path's start: effects in scaled units, which a context's incident can
+/// make large in the data's units, so it opens from a hundredth of [`NEAR_ZERO`].
+const ALMOST_CLOSED: Initializer = Initializer::Normal { mean: 0.0, std: 1e-4 };
+
+/// The quantile head: `P × Q` numbers per target state. With the anchor it starts with
+/// near-zero weights, the median on the anchor and the levels half a unit (the series'
+/// seasonal naive error) apart.
+fn quantile_head(config: &ModelConfig, device: &Device) -> Linear {
+    let (d, p, q) = (config.d_model, config.patch_len, config.quantiles.len());
+    if !config.anchor {
+        return LinearConfig::new(d, p * q).init(device);
+    }
+    let mut head = LinearConfig::new(d, p * q).with_initializer(NEAR_ZERO).init(device);
+    // softplus(x) = 0.5 at x = ln(e^0.5 − 1).
+    let gap = (0.5f32.exp() - 1.0).ln();
+    let bias: Vec<f32> = (0..p * q).map(|i| if i % q == 0 { 0.0 } else { gap }).collect();
+    head.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [p * q]), device)));
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_target(context: Vec<f32>, observed: Vec<bool>, season: usize) -> ModelBatch {
+        let l = context.len();
+        ModelBatch::new(vec![Role::Target], 1, l, 1, context, observed, vec![0.0], vec![false])
+            .unwrap()
+            .with_season(season)
+    }
+
+    #[test]
+    fn the_anchor_repeats_the_last_season_and_fills_gaps_from_the_one_before() {
+        let batch =
+            one_target(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![true, true, true, true, false, true], 3);
+        let (anchor, has) = seasonal_naive(&batch, 7);
+        assert_eq!(anchor, vec![4.0, 2.0, 6.0, 4.0, 2.0, 6.0, 4.0], "step 5's gap comes from step 2");
+        assert_eq!(has, vec![1.0; 7]);
+    }
+
+    #[test]
+    fn without_a_whole_season_or_a_season_the_anchor_is_the_last_value() {
+        let (anchor, _) = seasonal_naive(&one_target(vec![1.0, 2.0], vec![true; 2], 24), 3);
+        assert_eq!(anchor, vec![2.0; 3]);
+        let (anchor, _) = seasonal_naive(&one_target(vec![1.0, 2.0, 3.0], vec![true, true, false], 1), 2);
+        assert_eq!(anchor, vec![2.0; 2]);
+        let (anchor, has) = seasonal_naive(&one_target(vec![1.0, 2.0], vec![false; 2], 1), 2);
+        assert_eq!((anchor, has), (vec![0.0; 2], vec![0.0; 2]), "nothing observed, no anchor");
     }
 }

@@ -136,7 +136,7 @@ fn reported_loops_are_the_loops_run() {
             states.push(state.clone());
         }
         assert_eq!(states.len(), k);
-        let replay = network.decode(states, inputs.targets);
+        let replay = network.decode(&inputs, states, &(0..k).collect::<Vec<_>>());
         let replay = replay * inputs.scale.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1])
             + inputs.location.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1]);
         let replay = replay.slice([0..1, 0..2, 0..24]).into_data().try_to_vec::<f32>().unwrap();
@@ -283,7 +283,8 @@ fn assert_training_reaches_every_parameter(config: ModelConfig, loops: usize, gr
         let encoded = network.encode(&inputs);
         let memory = network.memory_keys(encoded.memory);
         let trace = network.rollout_fixed(&inputs, encoded.state, memory, loops, grad_loops);
-        let quantiles = network.decode(trace.states, inputs.targets);
+        let patches: Vec<usize> = (0..trace.states.len()).collect();
+        let quantiles = network.decode(&inputs, trace.states, &patches);
         let [b, t, steps, q] = quantiles.dims();
         let truth = inputs.context.clone().slice([0..b, 0..t, 0..steps]).reshape([b, t, steps, 1]);
         let error = truth - quantiles;
@@ -462,4 +463,35 @@ fn a_flat_action_meets_the_network_at_a_sane_scale() {
     let inputs = Inputs::new(&input, &old, &device);
     let future = inputs.future.into_data().try_to_vec::<f32>().unwrap();
     assert!(future[2 * 16 + 15] > 500.0, "checkpoints without the field keep the old scaling");
+}
+
+#[test]
+fn a_fresh_anchored_model_forecasts_about_seasonal_naive() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let (context, horizon, season) = (96, 24, 24);
+    let wave = |t: usize| 10.0 + 3.0 * (std::f32::consts::TAU * t as f32 / season as f32).sin();
+    let values: Vec<f32> = (0..context).map(wave).collect();
+    let input = ModelBatch::new(
+        vec![Role::Target],
+        1,
+        context,
+        horizon,
+        values,
+        vec![true; context],
+        vec![0.0; horizon],
+        vec![false; horizon],
+    )
+    .unwrap();
+    let median = model.config().median_level();
+    let error = |batch: &ModelBatch, expected: &dyn Fn(usize) -> f32| {
+        let forecast = model.forecast(batch, &ForecastOptions::default()).unwrap();
+        (0..horizon).map(|h| (forecast.value(0, 0, h, median) - expected(h)).abs()).sum::<f32>()
+            / horizon as f32
+    };
+    let seasonal = error(&input.clone().with_season(season), &|h| wave(context + h));
+    assert!(seasonal < 0.3, "mean |median − next season| = {seasonal} (amplitude 3)");
+    let last = wave(context - 1);
+    let naive = error(&input, &|_| last);
+    assert!(naive < 0.3, "without a season the anchor is the last value: error {naive}");
 }

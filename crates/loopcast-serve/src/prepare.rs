@@ -287,12 +287,13 @@ fn prepare_series(
     let roles = ordered.iter().map(|(_, c)| Role::from(c.role)).collect();
     let batch = ModelBatch::new(roles, 1, length, horizon, values, observed, future, known)
         .map_err(|e| Problem::invalid(at(""), e.to_string()))?;
+    let (future_timestamps, frequency) = future_grid(i, series, length, horizon)?;
     Ok(PreparedSeries {
         id: series.id.clone().unwrap_or_else(|| format!("series-{i}")),
         targets: targets.iter().map(|(_, c)| c.name.clone()).collect(),
         inputs: others.iter().map(|(_, c)| c.name.clone()).collect(),
-        batch,
-        future_timestamps: future_timestamps(i, series, length, horizon)?,
+        batch: batch.with_season(frequency.season()),
+        future_timestamps,
     })
 }
 
@@ -313,13 +314,13 @@ fn check_future(channel: &ChannelInput, horizon: usize, field: impl Fn() -> Stri
 }
 
 /// The grid of series `i` checked (strictly increasing, regular, as long as the values)
-/// and continued over the horizon.
-fn future_timestamps(
+/// and continued over the horizon, with its frequency.
+fn future_grid(
     i: usize,
     series: &SeriesInput,
     length: usize,
     horizon: usize,
-) -> Result<Vec<DateTime<Utc>>, Problem> {
+) -> Result<(Vec<DateTime<Utc>>, Frequency), Problem> {
     let at = |rest: &str| format!("series[{i}]{rest}");
     let given = match &series.frequency {
         Some(text) => Some(text.parse::<Frequency>().map_err(|_| {
@@ -384,12 +385,13 @@ fn future_timestamps(
             (micros[length - 1], frequency)
         }
     };
-    (1..=horizon)
+    let timestamps = (1..=horizon)
         .map(|k| {
             DateTime::from_timestamp_micros(step(last, frequency, k))
                 .ok_or_else(|| Problem::invalid(at(".timestamps"), "the forecast runs past the year 262143"))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((timestamps, frequency))
 }
 
 /// `at` moved `steps` grid steps on: fixed steps add; calendar months keep the offset

@@ -279,7 +279,7 @@ impl Chunker<'_> {
         if path.exists() {
             return Ok((parquet_rows(&path)?, true));
         }
-        let batch = model_batch(windows).map_err(|e| ScoreError::Model(e.to_string()))?;
+        let batch = model_batch(windows, frequency.season()).map_err(|e| ScoreError::Model(e.to_string()))?;
         let forecast = self.forecast(batch, cancel, index).await?;
         let patch_len = self.state.bounds().patch_len;
         let mut writer = ForecastWriter::create(&path, self.levels)?;

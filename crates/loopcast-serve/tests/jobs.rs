@@ -55,7 +55,9 @@ async fn direct_medians(path: &std::path::Path) -> Vec<(String, usize, Vec<f32>)
     }
     batches.extend(batcher.finish());
     let windows = batches.remove(0);
-    let batch = model_batch(&windows).unwrap();
+    // The season a batch job gives its windows: the file's frequency's.
+    let season = reader.report().frequency.expect("a regular file").season();
+    let batch = model_batch(&windows, season).unwrap();
     let forecast = model.forecast(&batch, &ForecastOptions::default()).unwrap();
     let median = forecast.levels.iter().position(|l| (l - 0.5).abs() < 1e-9).unwrap();
     let targets = channels.iter().filter(|c| c.role == Role::Target).count();

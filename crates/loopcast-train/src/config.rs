@@ -118,6 +118,13 @@ pub struct LossConfig {
     /// difference between the twins against the true difference (L1, scaled units).
     #[serde(default)]
     pub twin: f64,
+    /// When above 0, each series' pinball and twin losses are also divided by its
+    /// context's in-sample seasonal naive error (mean `|x_t − x_{t−season}|`, scaled
+    /// units), at least this floor: the loss then weighs series as relative MASE does, so
+    /// a series seasonal naive already forecasts well is not traded for a hard one.
+    /// 0 (recipes before it existed) leaves it out.
+    #[serde(default)]
+    pub naive_floor: f64,
 }
 
 /// The windows a run trains on: generated on the fly from seeds.
@@ -223,6 +230,7 @@ impl TrainConfig {
             ("loss.contraction", l.contraction),
             ("loss.gate", l.gate),
             ("loss.twin", l.twin),
+            ("loss.naive_floor", l.naive_floor),
             ("optimizer.weight_decay", o.weight_decay),
             ("loops.poisson_lambda", self.loops.poisson_lambda),
         ] {

@@ -148,7 +148,8 @@ pub fn sre_windows(
         }
         episodes.push(episode);
     }
-    Ok((rows.finish(roles, 2 * seeds.len())?, episodes))
+    let batch = rows.finish(roles, 2 * seeds.len())?.with_season(frequency.season());
+    Ok((batch, episodes))
 }
 
 /// Windows of the prior series of `seeds`, each with `channels` target channels, at
@@ -161,15 +162,19 @@ pub fn prior_windows(
     frequency: Option<Frequency>,
 ) -> Result<ModelBatch, TrainError> {
     let mut rows = Rows::new(context, horizon);
+    let mut seasons = Vec::with_capacity(seeds.len());
     for &seed in seeds {
         let spec = PriorSpec { length: context + horizon, frequency, channels: Some(channels) };
         let series = prior_series(seed, spec).map_err(|e| TrainError::Data(e.to_string()))?.series;
+        seasons.push(series.frequency.season());
         let (past, next) = (series.slice(0..context), series.slice(context..context + horizon));
         for (past, next) in past.channels.iter().zip(&next.channels) {
             rows.push(past, next, false);
         }
     }
-    rows.finish(vec![Role::Target; channels], seeds.len())
+    rows.finish(vec![Role::Target; channels], seeds.len())?
+        .with_seasons(seasons)
+        .map_err(|e| TrainError::Data(e.to_string()))
 }
 
 /// Row-major arrays of a batch under construction.

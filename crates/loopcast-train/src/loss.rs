@@ -83,10 +83,16 @@ pub fn step_loss(
     let observed = mask.clone().sum().clamp_min(1.0);
     let zero = || Tensor::<1>::zeros([1], device);
 
-    let quantiles = network.decode(trace.states.clone(), t);
+    let patches: Vec<usize> = (0..k).collect();
+    // The plan's direct effect learns from twin differences only (see `decode_parts`).
+    let (quantiles, effect) = network.decode_parts(&inputs, trace.states.clone(), &patches);
+    let (observed_quantiles, quantiles) = match effect {
+        Some(effect) => (quantiles.clone() + effect.clone().detach(), quantiles + effect),
+        None => (quantiles.clone(), quantiles),
+    };
     let per_cell = pinball(
         truth.clone().reshape([b, t, k * p, 1]),
-        quantiles.clone(),
+        observed_quantiles,
         levels.clone().reshape([1, 1, 1, q]),
     )
     .mean_dim(3)
@@ -97,6 +103,11 @@ pub fn step_loss(
     // magnitude.
     let size = ((truth.clone().abs() * mask.clone()).sum_dim(2) / mask.clone().sum_dim(2).clamp_min(1.0))
         .clamp_min(1.0);
+    let size = if weights.naive_floor > 0.0 {
+        size * inputs.naive_error.clone().clamp_min(weights.naive_floor)
+    } else {
+        size
+    };
     let pinball_loss = (per_cell * mask.clone() / size.clone()).sum() / observed;
     let twin = if weights.twin > 0.0 && step.source == Source::Sre {
         twin_loss(&quantiles, &truth, &mask, &size, model.median_level())
@@ -127,7 +138,8 @@ pub fn step_loss(
     let gate = if weights.gate > 0.0 {
         // Score every loop count: decode each loop's (detached) state once, batched.
         let states: Vec<Tensor<3>> = trace.loop_states.iter().flatten().cloned().collect();
-        let decoded = network.decode(states, t).detach().reshape([b * t, k, r, p, q]);
+        let patches: Vec<usize> = (0..k).flat_map(|patch| std::iter::repeat_n(patch, r)).collect();
+        let decoded = network.decode(&inputs, states, &patches).detach().reshape([b * t, k, r, p, q]);
         let cell_truth = truth.reshape([b * t, k, 1, p, 1]);
         let loss = pinball(cell_truth, decoded, levels.reshape([1, 1, 1, 1, q])).mean_dim(4)
             * mask.reshape([b * t, k, 1, p, 1]);
