@@ -76,7 +76,7 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl ModelConfig {
-    /// The CPU-trainable preset (233,617 parameters).
+    /// The CPU-trainable preset (241,937 parameters).
     pub fn small() -> Self {
         Self {
             d_model: 64,
@@ -100,7 +100,7 @@ impl ModelConfig {
         }
     }
 
-    /// The larger preset (1,133,393 parameters).
+    /// The larger preset (1,166,417 parameters).
     pub fn base() -> Self {
         Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
     }

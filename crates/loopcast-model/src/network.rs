@@ -764,6 +764,14 @@ impl Network {
                     .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
                     .div_scalar((d as f32).sqrt());
                 let effect = coefficients.matmul(change).swap_dims(1, 2).reshape([b, targets, steps * p, 1]);
+                // Anchored, the effect is in the same unit as the offsets: in scaled units,
+                // a coefficient of 10⁻⁵ on a queue that an incident scaled by 10⁵ moved the
+                // forecast by a hundred times seasonal naive's error.
+                let effect = if self.anchor {
+                    effect * inputs.naive_error.clone().reshape([b, targets, 1, 1])
+                } else {
+                    effect
+                };
                 (quantiles, Some(effect))
             }
             _ => (quantiles, None),

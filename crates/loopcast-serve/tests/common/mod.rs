@@ -139,7 +139,8 @@ impl Telemetry {
     }
 
     /// The same window as the server builds it: targets first (request order), then the
-    /// covariate and the action; the action's future as given.
+    /// covariate and the action; the action's future as given; the season of its 5-minute
+    /// grid.
     pub fn batch(&self, horizon: usize, future_replicas: Option<&[f64]>) -> ModelBatch {
         let length = self.replicas.len();
         let channels: [Vec<Option<f64>>; 5] = [
@@ -160,7 +161,9 @@ impl Telemetry {
             }
         }
         let roles = vec![Role::Target, Role::Target, Role::Target, Role::Covariate, Role::Action];
-        ModelBatch::new(roles, 1, length, horizon, values, observed, future, known).unwrap()
+        ModelBatch::new(roles, 1, length, horizon, values, observed, future, known)
+            .unwrap()
+            .with_season(loopcast_core::Frequency::minutes(5).season())
     }
 }
 
