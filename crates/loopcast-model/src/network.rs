@@ -783,8 +783,9 @@ impl Network {
 /// leave everything before them without a gradient on the first step).
 const NEAR_ZERO: Initializer = Initializer::Normal { mean: 0.0, std: 0.01 };
 
-/// The direct action path's start: effects in scaled units, which a context's incident can
-/// make large in the data's units, so it opens from a hundredth of [`NEAR_ZERO`].
+/// The direct action path's start, a hundredth of [`NEAR_ZERO`]: a fresh model's forecast
+/// barely moves with the plan (without the anchor the effect is in scaled units, which a
+/// context's incident can make large in the data's units).
 const ALMOST_CLOSED: Initializer = Initializer::Normal { mean: 0.0, std: 1e-4 };
 
 /// The quantile head: `P × Q` numbers per target state. With the anchor it starts with
