@@ -1,5 +1,6 @@
 //! Domain types shared by every loopcast crate: channel roles and aggregations,
-//! frequencies, regular series and panels, and the error type of the domain layer.
+//! frequencies, regular series and panels, seasonal naive, and the error type of the
+//! domain layer.
 //!
 //! This crate has no heavy dependencies on purpose: the model, the simulator, the
 //! service and the ingestion layer all speak these types.
@@ -9,10 +10,12 @@ mod channel;
 mod error;
 mod frequency;
 mod mapping;
+mod seasonal;
 mod series;
 
 pub use channel::{Aggregation, ChannelSpec, Role};
 pub use error::{CoreError, toml_error_line};
 pub use frequency::Frequency;
 pub use mapping::{ChannelEntry, ChannelMapping};
+pub use seasonal::seasonal_naive_sources;
 pub use series::{ChannelValues, Panel, RegularSeries, Timestamp};

@@ -13,6 +13,7 @@ use augurs_core::{Fit, Predict};
 use augurs_ets::AutoETS;
 use augurs_ets::trend::AutoETSTrendModel;
 use augurs_mstl::MSTLModel;
+use loopcast_core::seasonal_naive_sources;
 
 /// Why a fitted baseline has no forecast.
 #[derive(Debug, thiserror::Error)]
@@ -87,27 +88,10 @@ pub fn seasonal_naive_with_intervals(context: &[f64], season: usize, horizon: us
 /// before, falling back to the last observed value. `season` 1 is the naive forecast.
 /// An empty or all-missing context forecasts `NaN`.
 pub fn seasonal_naive(context: &[f64], season: usize, horizon: usize) -> Vec<f64> {
-    let season = season.max(1);
-    let last_observed = context.iter().rev().copied().find(|v| v.is_finite()).unwrap_or(f64::NAN);
-    let n = context.len();
-    let lookup = |mut i: usize| loop {
-        if context[i].is_finite() {
-            return context[i];
-        }
-        if i < season {
-            return last_observed;
-        }
-        i -= season;
-    };
-    (0..horizon)
-        .map(|h| {
-            if n == 0 {
-                return f64::NAN;
-            }
-            let back = season - h % season;
-            if back > n { last_observed } else { lookup(n - back) }
-        })
-        .collect()
+    match seasonal_naive_sources(context.len(), season, horizon, |i| context[i].is_finite()) {
+        Some(sources) => sources.into_iter().map(|i| context[i]).collect(),
+        None => vec![f64::NAN; horizon],
+    }
 }
 
 /// The context with missing values filled, for models that need every value: leading

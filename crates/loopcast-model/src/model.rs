@@ -112,6 +112,7 @@ impl LoopedWorldModel {
 
     /// Wraps trained weights.
     pub fn from_network(network: Network, config: ModelConfig, device: &Device) -> Self {
+        let network = network.with_interval_scale(config.interval_scale);
         Self { network, config, device: device.clone(), history_encodings: AtomicUsize::new(0) }
     }
 

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use loopcast_core::Role;
+use loopcast_core::{Role, seasonal_naive_sources};
 
 use crate::layers::{CoreBlock, FactorisedLayer, MemoryKeys, ResidualMlp};
 use crate::retention::Retention;
@@ -43,6 +43,12 @@ pub struct Inputs {
     /// Each target's seasonal naive forecast over the padded future, scaled, `[B, T, K·P]`
     /// (0, the context mean, for a target with no observation).
     pub anchor: Tensor<3>,
+    /// Each target's seasonal profile over the padded future (the mean of every whole
+    /// season in the context at each step's phase), scaled, `[B, T, K·P]`.
+    pub profile: Tensor<3>,
+    /// How far each target's last observed value sits from the profile at its phase, in
+    /// scaled units, `[B, T, 1]`.
+    pub departure: Tensor<3>,
     /// Each channel's last observed value, scaled, `[B, C, 1]` (0 when none).
     pub last: Tensor<3>,
     /// Each target's typical in-sample seasonal naive error, scaled, `[B, T, 1]`: the
@@ -124,13 +130,17 @@ impl Inputs {
         let t = batch.targets();
         let future_len = h.div_ceil(p) * p;
         let (anchor, anchored) = seasonal_naive(batch, future_len);
+        let (profile, departure) = seasonal_profile(batch, future_len);
         let target_stats = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
         let scaled = |raw: Vec<f32>, has: Vec<f32>, shape: [usize; 3], loc: Tensor<3>, scale: Tensor<3>| {
             let has = Tensor::<3>::from_data(TensorData::new(has, shape), device);
             (Tensor::<3>::from_data(TensorData::new(raw, shape), device) - loc) / scale * has
         };
-        let anchor =
-            scaled(anchor, anchored, [b, t, future_len], target_stats(&location), target_stats(&scale));
+        let shape = [b, t, future_len];
+        let profile = scaled(profile, anchored.clone(), shape, target_stats(&location), target_stats(&scale));
+        let anchor = scaled(anchor, anchored, shape, target_stats(&location), target_stats(&scale));
+        let departure =
+            Tensor::<3>::from_data(TensorData::new(departure, [b, t, 1]), device) / target_stats(&scale);
         let (last, seen) = last_observed(batch);
         let last = scaled(last, seen, [b, c, 1], location.clone(), scale.clone());
         let naive_error = Tensor::<3>::from_data(TensorData::new(naive_errors(batch), [b, t, 1]), device)
@@ -143,6 +153,8 @@ impl Inputs {
             location,
             scale,
             anchor,
+            profile,
+            departure,
             last,
             naive_error,
             roles: batch.roles().to_vec(),
@@ -171,6 +183,8 @@ impl Inputs {
             location: self.location.clone().repeat_dim(0, copies),
             scale: self.scale.clone().repeat_dim(0, copies),
             anchor: self.anchor.clone().repeat_dim(0, copies),
+            profile: self.profile.clone().repeat_dim(0, copies),
+            departure: self.departure.clone().repeat_dim(0, copies),
             last: self.last.clone().repeat_dim(0, copies),
             naive_error: self.naive_error.clone().repeat_dim(0, copies),
             roles: self.roles.clone(),
@@ -253,29 +267,58 @@ fn seasonal_naive(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
     for (b, &season) in batch.seasons().iter().enumerate() {
         for channel in 0..t {
             let row = (b * c + channel) * l;
-            let (values, observed) = (&values[row..row + l], &observed[row..row + l]);
-            let Some(last) = (0..l).rev().find(|i| observed[*i]).map(|i| values[i]) else {
-                anchor.extend(std::iter::repeat_n(0.0, steps));
-                has.extend(std::iter::repeat_n(0.0, steps));
-                continue;
-            };
-            let lookup = |mut i: usize| loop {
-                if observed[i] {
-                    return values[i];
+            match seasonal_naive_sources(l, season, steps, |i| observed[row + i]) {
+                Some(sources) => {
+                    anchor.extend(sources.into_iter().map(|i| values[row + i]));
+                    has.extend(std::iter::repeat_n(1.0, steps));
                 }
-                if i < season {
-                    return last;
+                None => {
+                    anchor.extend(std::iter::repeat_n(0.0, steps));
+                    has.extend(std::iter::repeat_n(0.0, steps));
                 }
-                i -= season;
-            };
-            for h in 0..steps {
-                let back = season - h % season;
-                anchor.push(if back > l { last } else { lookup(l - back) });
-                has.push(1.0);
             }
         }
     }
     (anchor, has)
+}
+
+/// Each target's seasonal profile over `steps` future steps, `[B, T, steps]` in the data's
+/// units: the mean of the observed context values at the step's phase over every whole
+/// season the context holds (the last observed value when it holds none); and `[B, T]`,
+/// how far the last observed value sits from the mean of the seasons before it at its
+/// phase (the level's departure from the profile; 0 without an earlier season).
+fn seasonal_profile(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
+    let (c, t, l) = (batch.roles().len(), batch.targets(), batch.context());
+    let (values, observed) = batch.context_arrays();
+    let mut profile = Vec::with_capacity(batch.batch() * t * steps);
+    let mut departure = Vec::with_capacity(batch.batch() * t);
+    for (b, &season) in batch.seasons().iter().enumerate() {
+        for channel in 0..t {
+            let row = (b * c + channel) * l;
+            let (values, observed) = (&values[row..row + l], &observed[row..row + l]);
+            let last = (0..l).rev().find(|i| observed[*i]);
+            // The mean of the observed values at `from`, a season before it, and so on.
+            let phase_mean = |from: usize| {
+                let seen: Vec<f32> = (0..=from / season)
+                    .map(|j| from - j * season)
+                    .filter(|i| observed[*i])
+                    .map(|i| values[i])
+                    .collect();
+                (!seen.is_empty()).then(|| seen.iter().sum::<f32>() / seen.len() as f32)
+            };
+            let fallback = last.map_or(0.0, |i| values[i]);
+            for h in 0..steps {
+                let back = season - h % season;
+                profile.push(if back > l { fallback } else { phase_mean(l - back).unwrap_or(fallback) });
+            }
+            let earlier = last.filter(|i| *i >= season).and_then(|i| phase_mean(i - season));
+            departure.push(match (last, earlier) {
+                (Some(i), Some(mean)) => values[i] - mean,
+                _ => 0.0,
+            });
+        }
+    }
+    (profile, departure)
 }
 
 /// Each target's typical seasonal naive error in the data's units, `[B, T]` (see
@@ -387,6 +430,10 @@ pub struct Network {
     head: Linear,
     /// Whether quantiles are offsets from the seasonal naive anchor (`ModelConfig::anchor`).
     anchor: bool,
+    /// The quantiles' distance from the median is multiplied by this (`ModelConfig::interval_scale`).
+    interval_scale: f32,
+    /// The head on the anchor's own features (`ModelConfig::anchor_features`): `4P → P × Q`.
+    anchor_head: Option<Linear>,
     /// The direct action path (`ModelConfig::action_effects`): the target-state side of
     /// the coefficient (initialised near zero), the action-token side and its norm.
     effect_state: Option<Linear>,
@@ -429,6 +476,14 @@ impl Network {
             head_norm: LayerNormConfig::new(d).init(device),
             head: quantile_head(config, device),
             anchor: config.anchor,
+            interval_scale: config.interval_scale as f32,
+            anchor_head: config.anchor_features.then(|| {
+                let p = config.patch_len;
+                LinearConfig::new(4 * p, p * config.quantiles.len())
+                    .with_bias(false)
+                    .with_initializer(NEAR_ZERO)
+                    .init(device)
+            }),
             effect_state: config.action_effects.then(|| {
                 LinearConfig::new(d, d).with_bias(false).with_initializer(ALMOST_CLOSED).init(device)
             }),
@@ -437,6 +492,12 @@ impl Network {
                 .then(|| LinearConfig::new(d, d).with_bias(false).init(device)),
             effect_norm: config.action_effects.then(|| LayerNormConfig::new(d).init(device)),
         }
+    }
+
+    /// The same weights decoding intervals `scale` times as wide about the median
+    /// (`ModelConfig::interval_scale`, a setting of the decoder, not a weight).
+    pub(crate) fn with_interval_scale(self, scale: f64) -> Self {
+        Self { interval_scale: scale as f32, ..self }
     }
 
     fn d_model(&self) -> usize {
@@ -709,28 +770,6 @@ impl Network {
         let (p, q) = (self.patch_len, self.quantiles);
         let device = stacked.device();
         let normed = self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d]));
-        let raw = self.head.forward(normed.clone()).reshape([b * steps * targets * p, q]);
-        let cells = b * steps * targets * p;
-        let base = raw.clone().slice([0..cells, 0..1]);
-        let quantiles = if q > 1 {
-            let increments = softplus(raw.slice([0..cells, 1..q]), 1.0);
-            let upper: Vec<f32> =
-                (0..q - 1).flat_map(|i| (0..q - 1).map(move |j| if i <= j { 1.0 } else { 0.0 })).collect();
-            let cumulative =
-                increments.matmul(Tensor::from_data(TensorData::new(upper, [q - 1, q - 1]), &device));
-            let cumulative = Tensor::cat(vec![Tensor::zeros([cells, 1], &device), cumulative], 1);
-            let cumulative = if self.anchor {
-                // Centred on the median level, so the base is the median's offset.
-                cumulative.clone() - cumulative.slice([0..cells, self.median..self.median + 1])
-            } else {
-                cumulative
-            };
-            base + cumulative
-        } else {
-            base
-        };
-        let quantiles =
-            quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q]);
         let ids = Tensor::<1, Int>::from_data(
             TensorData::new(patches.iter().map(|k| *k as i64).collect::<Vec<_>>(), [steps]),
             &device,
@@ -739,6 +778,37 @@ impl Network {
             let [rows, channels, len] = x.dims();
             x.reshape([rows, channels, len / p, p]).select(2, ids.clone())
         };
+        let raw = self.head.forward(normed.clone());
+        let raw = match &self.anchor_head {
+            Some(anchor_head) => {
+                raw + anchor_head.forward(anchor_features(inputs, per_patch).swap_dims(1, 2))
+            }
+            None => raw,
+        };
+        let cells = b * steps * targets * p;
+        let raw = raw.reshape([cells, q]);
+        let base = raw.clone().slice([0..cells, 0..1]);
+        let quantiles = if q > 1 {
+            let increments = softplus(raw.slice([0..cells, 1..q]), 1.0);
+            let upper: Vec<f32> =
+                (0..q - 1).flat_map(|i| (0..q - 1).map(move |j| if i <= j { 1.0 } else { 0.0 })).collect();
+            let cumulative =
+                increments.matmul(Tensor::from_data(TensorData::new(upper, [q - 1, q - 1]), &device));
+            let cumulative = Tensor::cat(vec![Tensor::zeros([cells, 1], &device), cumulative], 1);
+            let median = cumulative.clone().slice([0..cells, self.median..self.median + 1]);
+            match (self.anchor, self.interval_scale == 1.0) {
+                // Centred on the median level, so the base is the median's offset.
+                (true, _) => base + (cumulative - median).mul_scalar(self.interval_scale),
+                (false, true) => base + cumulative,
+                (false, false) => {
+                    base + median.clone() + (cumulative - median).mul_scalar(self.interval_scale)
+                }
+            }
+        } else {
+            base
+        };
+        let quantiles =
+            quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q]);
         let quantiles = if self.anchor {
             // Offsets in units of the series' own typical seasonal naive error: a series
             // that repeats its seasons exactly (flat, or strictly periodic) keeps the
@@ -777,6 +847,28 @@ impl Network {
             _ => (quantiles, None),
         }
     }
+}
+
+/// The anchor's features in the decoding unit, `[B, T, states, 4P]`: per future step of
+/// each decoded patch, the scaled anchor, its gap to the last observed value, the gap from
+/// it to the seasonal profile, and the level's departure from the profile, each divided by
+/// the typical naive error (at least 10⁻³) and squashed softly to ±10.
+fn anchor_features(inputs: &Inputs, per_patch: impl Fn(Tensor<3>) -> Tensor<4>) -> Tensor<4> {
+    let [b, t, _] = inputs.anchor.dims();
+    let unit = inputs.naive_error.clone().clamp_min(1e-3).reshape([b, t, 1, 1]);
+    let last = inputs.last.clone().slice([0..b, 0..t, 0..1]).reshape([b, t, 1, 1]);
+    let (anchor, profile) = (per_patch(inputs.anchor.clone()), per_patch(inputs.profile.clone()));
+    let departure = inputs.departure.clone().reshape([b, t, 1, 1]).expand(anchor.dims());
+    let squash = |x: Tensor<4>| (x / unit.clone()).div_scalar(10.0).tanh().mul_scalar(10.0);
+    Tensor::cat(
+        vec![
+            squash(anchor.clone()),
+            squash(anchor.clone() - last),
+            squash(profile - anchor),
+            squash(departure),
+        ],
+        3,
+    )
 }
 
 /// Weights that start a path almost closed but still pass gradients on (exact zeros would

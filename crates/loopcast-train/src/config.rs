@@ -160,6 +160,11 @@ pub struct ValidationConfig {
     pub context: usize,
     /// Horizon of every validation window.
     pub horizon: usize,
+    /// After the last step, fit the model's `interval_scale` so that its 80 % intervals
+    /// cover 80 % of the validation windows' values (the held-out evaluation then
+    /// measures the calibrated model). Off when absent.
+    #[serde(default)]
+    pub calibrate: bool,
 }
 
 impl TrainConfig {

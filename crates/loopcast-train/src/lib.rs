@@ -22,4 +22,4 @@ pub use config::{
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
 pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train};
-pub use validate::{ValidationReport, ValidationSet, evaluate};
+pub use validate::{ValidationReport, ValidationSet, evaluate, fitted_interval_scale};

@@ -12,11 +12,14 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use loopcast_model::{DeviceKind, LoopedWorldModel, Network};
+use loopcast_model::{DeviceKind, LoopedWorldModel, ModelConfig, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{EVALUATION_SEEDS, Source, SreLayout, VALIDATION_SEEDS, training_batch};
-use crate::{LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, step_loss};
+use crate::{
+    LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fitted_interval_scale,
+    step_loss,
+};
 
 /// Where and how a run goes.
 #[derive(Debug, Clone)]
@@ -220,7 +223,16 @@ pub fn train(
         }
     }
     progress.finish_with_message("done");
-    let model = inference_model(&network, config, &device);
+    let mut model = inference_model(&network, config, &device);
+    let calibration = if config.validation.calibrate {
+        let interval_scale = fitted_interval_scale(&model, &validation, 0.8)?;
+        let model_config = ModelConfig { interval_scale, ..config.model.config.clone() };
+        model = LoopedWorldModel::from_network(network.valid(), model_config, &device.clone().inner());
+        let report = evaluate(&model, &validation)?;
+        Some(serde_json::json!({ "interval_scale": interval_scale, "validation": report }))
+    } else {
+        None
+    };
     let model_dir = out.join("model");
     model.save(&model_dir)?;
     let held_out = ValidationSet::new(
@@ -236,6 +248,7 @@ pub fn train(
         "wall_seconds": wall,
         "parameters": model.parameter_count(),
         "validation": last_validation,
+        "calibration": calibration,
         "evaluation": evaluation,
     });
     write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary).expect("serialises"))?;

@@ -187,6 +187,55 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
     })
 }
 
+/// The `interval_scale` (for a model trained with 1) at which the 80 % intervals cover
+/// `coverage` of `set`'s held-out values: every value needs its distance from the median
+/// over the interval's half-width on its side, and the fitted scale is that need's
+/// `coverage` quantile (clamped to 0.05–20). The median, and so the loops, do not move.
+pub fn fitted_interval_scale(
+    model: &LoopedWorldModel,
+    set: &ValidationSet,
+    coverage: f64,
+) -> Result<f64, TrainError> {
+    let levels = &model.config().quantiles;
+    let index = |level: f64| levels.iter().position(|l| (l - level).abs() < 1e-9);
+    let (Some(low), Some(median), Some(high)) = (index(0.1), index(0.5), index(0.9)) else {
+        return Err(TrainError::Data("calibration needs quantile levels 0.1, 0.5 and 0.9".into()));
+    };
+    let mut needs = Vec::new();
+    for batch in set.sre.iter().chain(&set.prior) {
+        let forecast = model
+            .forecast(batch, &ForecastOptions::default())
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        for b in 0..batch.batch() {
+            for t in 0..batch.targets() {
+                for (s, truth) in truth_of(batch, b, t).into_iter().enumerate() {
+                    if !truth.is_finite() {
+                        continue;
+                    }
+                    let at = |q: usize| f64::from(forecast.value(b, t, s, q));
+                    let centre = at(median);
+                    let (distance, half_width) = if truth >= centre {
+                        (truth - centre, at(high) - centre)
+                    } else {
+                        (centre - truth, centre - at(low))
+                    };
+                    needs.push(match (distance > 0.0, half_width > 0.0) {
+                        (false, _) => 0.0,
+                        (true, true) => distance / half_width,
+                        (true, false) => f64::INFINITY,
+                    });
+                }
+            }
+        }
+    }
+    if needs.is_empty() {
+        return Err(TrainError::Data("calibration found no held-out values".into()));
+    }
+    let rank = ((coverage * needs.len() as f64).ceil() as usize).clamp(1, needs.len()) - 1;
+    let (_, need, _) = needs.select_nth_unstable_by(rank, f64::total_cmp);
+    Ok(need.clamp(0.05, 20.0))
+}
+
 /// The context of channel `t` in window `b`, `NaN` where unobserved.
 fn context_of(batch: &ModelBatch, b: usize, t: usize) -> Vec<f64> {
     let (c, l) = (batch.roles().len(), batch.context());

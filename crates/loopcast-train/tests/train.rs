@@ -121,6 +121,7 @@ fn a_tiny_anchored_config_starts_and_ends_ahead_of_a_plain_one() {
         let mut config = tiny(steps);
         config.model.config.anchor = true;
         config.model.config.action_effects = true;
+        config.model.config.anchor_features = true;
         config.loss.naive_floor = 0.05;
         config
     };
@@ -138,6 +139,29 @@ fn a_tiny_anchored_config_starts_and_ends_ahead_of_a_plain_one() {
     assert!(trained < plain_trained, "trained: anchored {trained:.4}, plain {plain_trained:.4}");
     assert!(lines.iter().all(|l| l.loss.total.is_finite() && l.grad_norm.is_finite()));
     assert!(lines.iter().any(|l| l.loss.twin > 0.0), "the twin loss reaches the action path");
+}
+
+/// With `validation.calibrate`, the run ends by fitting the interval scale: the saved
+/// model carries it, and its 80 % intervals cover 80 % of the validation values.
+#[test]
+fn a_calibrated_run_covers_eighty_percent_of_validation_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny(40);
+    config.validation.calibrate = true;
+    train(&config, &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    let calibration = &summary["calibration"];
+    let scale = calibration["interval_scale"].as_f64().unwrap();
+    let (before, after) = (
+        summary["validation"]["coverage_80"].as_f64().unwrap(),
+        calibration["validation"]["coverage_80"].as_f64().unwrap(),
+    );
+    eprintln!("interval scale {scale:.3}: validation coverage {before:.3} → {after:.3}");
+    assert!((0.795..0.83).contains(&after), "calibrated coverage {after:.3}");
+    assert!(scale != 1.0 && (before - 0.8).abs() > (after - 0.8).abs(), "{scale} {before} {after}");
+    let model = LoopedWorldModel::load(dir.path().join("model"), &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(model.config().interval_scale, scale);
 }
 
 /// Asks to stop once `after` steps have run.
