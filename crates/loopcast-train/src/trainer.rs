@@ -1,6 +1,7 @@
 //! The training loop: steps, clipping, schedule, logging, validation, checkpoints and
 //! resumption.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -436,17 +437,22 @@ fn resume(
     let text = fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
     let state: RunState = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
     let config_json = serde_json::to_value(config).expect("a config serialises");
-    if state.config != config_json {
-        let differ: Vec<String> = match (&state.config, &config_json) {
+    // Read back through the current type, so a field added since (with its default)
+    // does not stop an older run from resuming.
+    let stored = serde_json::from_value::<TrainConfig>(state.config.clone())
+        .map(|stored| serde_json::to_value(stored).expect("a config serialises"))
+        .unwrap_or(state.config);
+    if stored != config_json {
+        let differ: BTreeSet<String> = match (&stored, &config_json) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
                 a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
             }
-            _ => vec!["(whole config)".into()],
+            _ => BTreeSet::from(["(whole config)".to_string()]),
         };
         return Err(TrainError::Resume(format!(
             "the checkpoint at step {} was written with a different config (differs in: {}); start a new run directory instead",
             state.step,
-            differ.join(", ")
+            differ.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
     let model = LoopedWorldModel::load(dir.join("model"), device)?;
