@@ -293,28 +293,40 @@ fn seasonal_profile(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
     let mut profile = Vec::with_capacity(batch.batch() * t * steps);
     let mut departure = Vec::with_capacity(batch.batch() * t);
     for (b, &season) in batch.seasons().iter().enumerate() {
+        let season = season.max(1);
+        // Per phase (index modulo the season), the sum and count of the observed values.
+        let mut sums = vec![(0f32, 0usize); season];
         for channel in 0..t {
             let row = (b * c + channel) * l;
             let (values, observed) = (&values[row..row + l], &observed[row..row + l]);
-            let last = (0..l).rev().find(|i| observed[*i]);
-            // The mean of the observed values at `from`, a season before it, and so on.
-            let phase_mean = |from: usize| {
-                let seen: Vec<f32> = (0..=from / season)
-                    .map(|j| from - j * season)
-                    .filter(|i| observed[*i])
-                    .map(|i| values[i])
-                    .collect();
-                (!seen.is_empty()).then(|| seen.iter().sum::<f32>() / seen.len() as f32)
+            let Some(last) = (0..l).rev().find(|i| observed[*i]) else {
+                profile.extend(std::iter::repeat_n(0.0, steps));
+                departure.push(0.0);
+                continue;
             };
-            let fallback = last.map_or(0.0, |i| values[i]);
+            sums.fill((0.0, 0));
+            // Latest first, the order the sums had when written per step.
+            for i in (0..l).rev().filter(|i| observed[*i]) {
+                let (sum, count) = &mut sums[i % season];
+                *sum += values[i];
+                *count += 1;
+            }
+            // Every context index of a future step's phase lies at or before `l − back`.
             for h in 0..steps {
                 let back = season - h % season;
-                profile.push(if back > l { fallback } else { phase_mean(l - back).unwrap_or(fallback) });
+                let (sum, count) = if back > l { (0.0, 0) } else { sums[(l - back) % season] };
+                profile.push(if count > 0 { sum / count as f32 } else { values[last] });
             }
-            let earlier = last.filter(|i| *i >= season).and_then(|i| phase_mean(i - season));
-            departure.push(match (last, earlier) {
-                (Some(i), Some(mean)) => values[i] - mean,
-                _ => 0.0,
+            // The seasons before the last observed value, at its phase.
+            let earlier: Vec<f32> = (1..=last / season)
+                .map(|j| last - j * season)
+                .filter(|i| observed[*i])
+                .map(|i| values[i])
+                .collect();
+            departure.push(if earlier.is_empty() {
+                0.0
+            } else {
+                values[last] - earlier.iter().sum::<f32>() / earlier.len() as f32
             });
         }
     }
@@ -924,5 +936,18 @@ mod tests {
         assert_eq!(anchor, vec![2.0; 2]);
         let (anchor, has) = seasonal_naive(&one_target(vec![1.0, 2.0], vec![false; 2], 1), 2);
         assert_eq!((anchor, has), (vec![0.0; 2], vec![0.0; 2]), "nothing observed, no anchor");
+    }
+
+    #[test]
+    fn the_profile_averages_each_phase_and_the_departure_is_from_the_seasons_before() {
+        let values: Vec<f32> = (1..=7).map(|v| v as f32).collect();
+        let (profile, departure) = seasonal_profile(&one_target(values.clone(), vec![true; 7], 3), 4);
+        assert_eq!(profile, vec![3.5, 4.5, 4.0, 3.5]);
+        assert_eq!(departure, vec![7.0 - 2.5]);
+        let gap = vec![true, true, true, false, true, true, true];
+        let (profile, departure) = seasonal_profile(&one_target(values.clone(), gap, 3), 3);
+        assert_eq!((profile, departure), (vec![3.5, 4.5, 4.0], vec![6.0]), "index 3 is missing");
+        let (profile, departure) = seasonal_profile(&one_target(values, vec![true; 7], 10), 5);
+        assert_eq!((profile, departure), (vec![7.0, 7.0, 7.0, 1.0, 2.0], vec![0.0]), "no whole season");
     }
 }

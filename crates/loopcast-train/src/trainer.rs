@@ -132,7 +132,11 @@ pub fn train(
         let network = match &options.init {
             Some(dir) => {
                 let start = LoopedWorldModel::load(dir, &device)?;
-                if start.config() != model_config {
+                // The interval scale is fitted after training, not learned: a calibrated
+                // model starts a run like the uncalibrated one (at the recipe's scale).
+                let as_trained =
+                    ModelConfig { interval_scale: model_config.interval_scale, ..start.config().clone() };
+                if &as_trained != model_config {
                     return Err(TrainError::Config {
                         path: dir.clone(),
                         message: "the initial model's config is not the recipe's `model`".into(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelConfig};
-use loopcast_train::{LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, train};
+use loopcast_train::{LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, ValidationConfig, train};
 
 fn tiny(steps: u64) -> TrainConfig {
     let text = format!(
@@ -245,7 +245,9 @@ fn every_shipped_recipe_is_valid() {
 fn a_run_can_start_from_a_models_weights() {
     let (first, second, other) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    train(&tiny(20), &options(first.path(), false), &AtomicBool::new(false)).unwrap();
+    let calibrated =
+        TrainConfig { validation: ValidationConfig { calibrate: true, ..tiny(20).validation }, ..tiny(20) };
+    train(&calibrated, &options(first.path(), false), &AtomicBool::new(false)).unwrap();
     let mut frozen = tiny(1);
     frozen.optimizer.learning_rate = 1e-30; // below f32 resolution: the weights stay
     frozen.optimizer.weight_decay = 0.0;
@@ -254,10 +256,11 @@ fn a_run_can_start_from_a_models_weights() {
     let from = TrainOptions { init: Some(start.clone()), ..options(second.path(), false) };
     train(&frozen, &from, &AtomicBool::new(false)).unwrap();
     let device = DeviceKind::Cpu.device().unwrap();
-    let (a, b) = (
-        LoopedWorldModel::load(&start, &device).unwrap(),
-        LoopedWorldModel::load(second.path().join("model"), &device).unwrap(),
-    );
+    let a = LoopedWorldModel::load(&start, &device).unwrap();
+    let b = LoopedWorldModel::load(second.path().join("model"), &device).unwrap();
+    assert_ne!(a.config().interval_scale, 1.0, "a calibrated model starts the run");
+    assert_eq!(b.config().interval_scale, 1.0, "at the recipe's interval scale");
+    let b = LoopedWorldModel::from_network(b.network().clone(), a.config().clone(), &device);
     let window = loopcast_train::data::prior_windows(&[3], 32, 16, 1, None).unwrap();
     let (x, y) = (
         a.forecast(&window, &ForecastOptions::default()).unwrap(),
