@@ -305,7 +305,8 @@ fn seasonal_profile(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
                 continue;
             };
             sums.fill((0.0, 0));
-            // Latest first, the order the sums had when written per step.
+            // Latest first: f32 sums depend on the order, and the shipped model was
+            // trained with the profile summed in this one.
             for i in (0..l).rev().filter(|i| observed[*i]) {
                 let (sum, count) = &mut sums[i % season];
                 *sum += values[i];

@@ -230,8 +230,9 @@ pub fn train(
     progress.finish_with_message("done");
     let mut model = inference_model(&network, config, &device);
     let calibration = if config.validation.calibrate {
-        let interval_scale = fitted_interval_scale(&model, &validation, 0.8)?;
-        let model_config = ModelConfig { interval_scale, ..config.model.config.clone() };
+        let trained = &config.model.config;
+        let interval_scale = trained.interval_scale * fitted_interval_scale(&model, &validation, 0.8)?;
+        let model_config = ModelConfig { interval_scale, ..trained.clone() };
         model = LoopedWorldModel::from_network(network.valid(), model_config, &device.clone().inner());
         let report = evaluate(&model, &validation)?;
         Some(serde_json::json!({ "interval_scale": interval_scale, "validation": report }))

@@ -187,10 +187,10 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
     })
 }
 
-/// The `interval_scale` (for a model trained with 1) at which the 80 % intervals cover
-/// `coverage` of `set`'s held-out values: every value needs its distance from the median
-/// over the interval's half-width on its side, and the fitted scale is that need's
-/// `coverage` quantile (clamped to 0.05–20). The median, and so the loops, do not move.
+/// The factor on `model`'s `interval_scale` at which its 80 % intervals cover `coverage`
+/// of `set`'s held-out values: every value needs its distance from the median over the
+/// interval's half-width on its side, and the factor is that need's `coverage` quantile
+/// (clamped to 0.05–20). The median, and so the loops, do not move.
 pub fn fitted_interval_scale(
     model: &LoopedWorldModel,
     set: &ValidationSet,
