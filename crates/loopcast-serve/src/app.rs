@@ -342,17 +342,22 @@ impl<T: DeserializeOwned + FromArrow> FromRequest<AppState> for ApiBody<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Every refusal comes after the body is read: a response sent over an unread body
+        // makes the server close the connection, and a client that reuses it (any HTTP
+        // client's pool) sees its next request fail without an answer.
         let media = media_type(&request);
         if media == ARROW_STREAM {
             let query = Query::<ArrowQuery>::try_from_uri(request.uri())
-                .map_err(|e| Problem::invalid("query", e.body_text()))?
-                .0;
+                .map_err(|e| Problem::invalid("query", e.body_text()));
             let bytes = body_bytes(request, state).await?;
-            T::from_arrow(&bytes, query).map(ApiBody)
+            T::from_arrow(&bytes, query?.0).map(ApiBody)
         } else if media == "application/json" || media.ends_with("+json") {
             ApiJson::<T>::from_request(request, state).await.map(|ApiJson(value)| ApiBody(value))
         } else {
-            Err(Problem::unsupported_media(request_media(&request), &["application/json", ARROW_STREAM]))
+            let problem =
+                Problem::unsupported_media(request_media(&request), &["application/json", ARROW_STREAM]);
+            body_bytes(request, state).await?;
+            Err(problem)
         }
     }
 }
