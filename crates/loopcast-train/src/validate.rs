@@ -98,12 +98,7 @@ struct Tally {
 /// Scores `model` on `set`.
 pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<ValidationReport, TrainError> {
     let levels = &model.config().quantiles;
-    let index = |level: f64| levels.iter().position(|l| (l - level).abs() < 1e-9);
-    let (Some(low), Some(median), Some(high)) = (index(0.1), index(0.5), index(0.9)) else {
-        return Err(TrainError::Data(
-            "validation needs the model to have quantile levels 0.1, 0.5 and 0.9".into(),
-        ));
-    };
+    let (low, median, high) = interval_levels(model)?;
     let interval: Vec<usize> =
         (0..levels.len()).filter(|i| (0.1 - 1e-9..=0.9 + 1e-9).contains(&levels[*i])).collect();
     let fail = |e: loopcast_model::ModelError| TrainError::Data(e.to_string());
@@ -196,11 +191,7 @@ pub fn fitted_interval_scale(
     set: &ValidationSet,
     coverage: f64,
 ) -> Result<f64, TrainError> {
-    let levels = &model.config().quantiles;
-    let index = |level: f64| levels.iter().position(|l| (l - level).abs() < 1e-9);
-    let (Some(low), Some(median), Some(high)) = (index(0.1), index(0.5), index(0.9)) else {
-        return Err(TrainError::Data("calibration needs quantile levels 0.1, 0.5 and 0.9".into()));
-    };
+    let (low, median, high) = interval_levels(model)?;
     let mut needs = Vec::new();
     for batch in set.sre.iter().chain(&set.prior) {
         let forecast = model
@@ -234,6 +225,19 @@ pub fn fitted_interval_scale(
     let rank = ((coverage * needs.len() as f64).ceil() as usize).clamp(1, needs.len()) - 1;
     let (_, need, _) = needs.select_nth_unstable_by(rank, f64::total_cmp);
     Ok(need.clamp(0.05, 20.0))
+}
+
+/// The indices of `model`'s quantile levels 0.1, 0.5 and 0.9 (the 80 % interval and the
+/// median), which validation and calibration both need.
+fn interval_levels(model: &LoopedWorldModel) -> Result<(usize, usize, usize), TrainError> {
+    let levels = &model.config().quantiles;
+    let index = |level: f64| levels.iter().position(|l| (l - level).abs() < 1e-9);
+    match (index(0.1), index(0.5), index(0.9)) {
+        (Some(low), Some(median), Some(high)) => Ok((low, median, high)),
+        _ => Err(TrainError::Data(
+            "validation needs the model to have quantile levels 0.1, 0.5 and 0.9".into(),
+        )),
+    }
 }
 
 /// The context of channel `t` in window `b`, `NaN` where unobserved.
