@@ -75,6 +75,20 @@ pub struct ModelConfig {
     /// before it existed): no such head.
     #[serde(default)]
     pub anchor_features: bool,
+    /// With the anchor features, the target's state also weighs them, per series and
+    /// patch, into the median: four coefficients read from the state (starting near zero)
+    /// times the features, so one series can follow its last value, another the mean
+    /// season and a third seasonal naive, where the linear feature head can only learn one
+    /// blend for all. `false` (checkpoints before it existed): no such weights.
+    #[serde(default)]
+    pub state_blend: bool,
+    /// With the anchor, the history encoder also reads every target's context in the
+    /// decoding unit: its gap to the last observed value over the typical naive error,
+    /// squashed to ±10, as a third part of each patch token's input. The state then sees
+    /// the series in the unit in which its head writes offsets, not only in units of the
+    /// context's spread. `false` (checkpoints before it existed): no such input.
+    #[serde(default)]
+    pub naive_unit_context: bool,
     /// Every quantile's distance from the median is multiplied by this: 1 as trained,
     /// fitted after training so that 80 % intervals cover 80 % of held-out validation
     /// values (`validation.calibrate` in the training recipe; split conformal on one scale).
@@ -99,7 +113,7 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl ModelConfig {
-    /// The CPU-trainable preset (255,249 parameters).
+    /// The CPU-trainable preset (257,553 parameters).
     pub fn small() -> Self {
         Self {
             d_model: 64,
@@ -121,11 +135,13 @@ impl ModelConfig {
             anchor: true,
             action_effects: true,
             anchor_features: true,
+            state_blend: true,
+            naive_unit_context: true,
             interval_scale: 1.0,
         }
     }
 
-    /// The larger preset (1,179,729 parameters).
+    /// The larger preset (1,184,337 parameters).
     pub fn base() -> Self {
         Self { d_model: 128, heads: 8, encoder_layers: 3, ..Self::small() }
     }
@@ -193,6 +209,12 @@ impl ModelConfig {
         }
         if self.anchor_features && !self.anchor {
             return fail("`anchor_features` needs `anchor = true`".to_string());
+        }
+        if self.naive_unit_context && !self.anchor {
+            return fail("`naive_unit_context` needs `anchor = true`".to_string());
+        }
+        if self.state_blend && !self.anchor_features {
+            return fail("`state_blend` needs `anchor_features = true`".to_string());
         }
         Ok(())
     }

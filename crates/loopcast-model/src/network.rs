@@ -419,6 +419,9 @@ pub struct Network {
     patch_len: usize,
     quantiles: usize,
     patch_encoder: ResidualMlp,
+    /// Whether the patch encoder also reads the targets' context in the decoding unit
+    /// (`ModelConfig::naive_unit_context`).
+    naive_unit_context: bool,
     action_encoder: ResidualMlp,
     role_embedding: Param<Tensor<2>>,
     action_role_embedding: Param<Tensor<2>>,
@@ -447,6 +450,8 @@ pub struct Network {
     interval_scale: f32,
     /// The head on the anchor's own features (`ModelConfig::anchor_features`): `4P → P × Q`.
     anchor_head: Option<Linear>,
+    /// The state's weights on the anchor features (`ModelConfig::state_blend`): `d → 4`.
+    blend: Option<Linear>,
     /// The direct action path (`ModelConfig::action_effects`): the target-state side of
     /// the coefficient (initialised near zero), the action-token side and its norm.
     effect_state: Option<Linear>,
@@ -463,7 +468,12 @@ impl Network {
         Self {
             patch_len: config.patch_len,
             quantiles: config.quantiles.len(),
-            patch_encoder: ResidualMlp::new(features, d, device),
+            patch_encoder: ResidualMlp::new(
+                features + if config.naive_unit_context { config.patch_len } else { 0 },
+                d,
+                device,
+            ),
+            naive_unit_context: config.naive_unit_context,
             action_encoder: ResidualMlp::new(features, d, device),
             role_embedding: table(3, d, device),
             action_role_embedding: table(3, d, device),
@@ -492,7 +502,13 @@ impl Network {
             interval_scale: config.interval_scale as f32,
             anchor_head: config.anchor_features.then(|| {
                 let p = config.patch_len;
-                LinearConfig::new(4 * p, p * config.quantiles.len())
+                LinearConfig::new(FEATURES * p, p * config.quantiles.len())
+                    .with_bias(false)
+                    .with_initializer(NEAR_ZERO)
+                    .init(device)
+            }),
+            blend: config.state_blend.then(|| {
+                LinearConfig::new(config.d_model, FEATURES)
                     .with_bias(false)
                     .with_initializer(NEAR_ZERO)
                     .init(device)
@@ -538,11 +554,13 @@ impl Network {
         let device = inputs.context.device();
         let [b, c, l] = inputs.context.dims();
         let (d, n, t) = (self.d_model(), l / self.patch_len, inputs.targets);
-        let tokens = self.patch_encoder.forward(self.patches(
-            inputs.context.clone(),
-            inputs.context_mask.clone(),
-            inputs.statistics(),
-        ));
+        let patches = self.patches(inputs.context.clone(), inputs.context_mask.clone(), inputs.statistics());
+        let patches = if self.naive_unit_context {
+            Tensor::cat(vec![patches, naive_unit_context(inputs).reshape([b, c, n, self.patch_len])], 3)
+        } else {
+            patches
+        };
+        let tokens = self.patch_encoder.forward(patches);
         let roles = self.role_tokens(self.role_embedding.val(), &inputs.roles, &device).reshape([1, c, 1, d]);
         // Positions count back from the forecast origin: the last patch is always 0.
         let back: Vec<i64> = (0..n as i64).rev().collect();
@@ -791,16 +809,24 @@ impl Network {
             let [rows, channels, len] = x.dims();
             x.reshape([rows, channels, len / p, p]).select(2, ids.clone())
         };
+        let features = self.anchor_head.as_ref().map(|_| anchor_features(inputs, per_patch).swap_dims(1, 2));
         let raw = self.head.forward(normed.clone());
-        let raw = match &self.anchor_head {
-            Some(anchor_head) => {
-                raw + anchor_head.forward(anchor_features(inputs, per_patch).swap_dims(1, 2))
-            }
-            None => raw,
+        let raw = match (&self.anchor_head, &features) {
+            (Some(anchor_head), Some(features)) => raw + anchor_head.forward(features.clone()),
+            _ => raw,
         };
         let cells = b * steps * targets * p;
         let raw = raw.reshape([cells, q]);
         let base = raw.clone().slice([0..cells, 0..1]);
+        let base = match (&self.blend, features) {
+            (Some(blend), Some(features)) => {
+                // Per target state, its weights `[1, F]` times its features `[F, P]`.
+                let weights = blend.forward(normed.clone()).reshape([b * steps, targets, 1, FEATURES]);
+                let features = features.reshape([b * steps, targets, FEATURES, p]);
+                base + weights.matmul(features).reshape([cells, 1])
+            }
+            _ => base,
+        };
         let quantiles = if q > 1 {
             let increments = softplus(raw.slice([0..cells, 1..q]), 1.0);
             let upper: Vec<f32> =
@@ -862,6 +888,30 @@ impl Network {
     }
 }
 
+/// The context in the decoding unit, `[B, C, N·P]`: each target's gap to its last observed
+/// value over its typical naive error (at least 10⁻³), squashed softly to ±10; zero where
+/// unobserved and on every other channel.
+fn naive_unit_context(inputs: &Inputs) -> Tensor<3> {
+    let [b, c, l] = inputs.context.dims();
+    let t = inputs.targets;
+    let unit = inputs.naive_error.clone().clamp_min(1e-3);
+    let last = inputs.last.clone().slice([0..b, 0..t, 0..1]);
+    let gap = (inputs.context.clone().slice([0..b, 0..t, 0..l]) - last) / unit;
+    let targets = soft_clip(gap) * inputs.context_mask.clone().slice([0..b, 0..t, 0..l]);
+    if c == t {
+        return targets;
+    }
+    Tensor::cat(vec![targets, Tensor::zeros([b, c - t, l], &inputs.context.device())], 1)
+}
+
+/// `x` squashed softly to ±10: `10 · tanh(x / 10)`.
+fn soft_clip<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.div_scalar(10.0).tanh().mul_scalar(10.0)
+}
+
+/// Anchor features per future step (see [`anchor_features`]).
+const FEATURES: usize = 4;
+
 /// The anchor's features in the decoding unit, `[B, T, states, 4P]`: per future step of
 /// each decoded patch, the scaled anchor, its gap to the last observed value, the gap from
 /// it to the seasonal profile, and the level's departure from the profile, each divided by
@@ -872,7 +922,7 @@ fn anchor_features(inputs: &Inputs, per_patch: impl Fn(Tensor<3>) -> Tensor<4>) 
     let last = inputs.last.clone().slice([0..b, 0..t, 0..1]).reshape([b, t, 1, 1]);
     let (anchor, profile) = (per_patch(inputs.anchor.clone()), per_patch(inputs.profile.clone()));
     let departure = inputs.departure.clone().reshape([b, t, 1, 1]).expand(anchor.dims());
-    let squash = |x: Tensor<4>| (x / unit.clone()).div_scalar(10.0).tanh().mul_scalar(10.0);
+    let squash = |x: Tensor<4>| soft_clip(x / unit.clone());
     Tensor::cat(
         vec![
             squash(anchor.clone()),
@@ -950,5 +1000,100 @@ mod tests {
         assert_eq!((profile, departure), (vec![3.5, 4.5, 4.0], vec![6.0]), "index 3 is missing");
         let (profile, departure) = seasonal_profile(&one_target(values, vec![true; 7], 10), 5);
         assert_eq!((profile, departure), (vec![7.0, 7.0, 7.0, 1.0, 2.0], vec![0.0]), "no whole season");
+    }
+
+    fn values(x: Tensor<3>) -> Vec<f32> {
+        x.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// A target at about 100 with a spread of 2.5 and a lag-2 naive error of 1, and a
+    /// covariate: the encoder's extra input is the target's gap to its last value (6) in
+    /// naive errors, whatever the level and spread, and zero elsewhere.
+    #[test]
+    fn the_naive_unit_context_is_the_gap_to_the_last_value_in_naive_errors() {
+        let target = [1.0f32, 3.0, 2.0, 4.0, 3.0, 5.0, 4.0, 6.0].map(|v| v * 1.0 + 100.0);
+        let covariate = [7.0f32; 8];
+        let mut observed = vec![true; 16];
+        observed[2] = false;
+        let context = target.iter().chain(&covariate).copied().collect();
+        let batch = ModelBatch::new(
+            vec![Role::Target, Role::Covariate],
+            1,
+            8,
+            1,
+            context,
+            observed.clone(),
+            vec![0.0, 7.0],
+            vec![false, true],
+        )
+        .unwrap()
+        .with_season(2);
+        let config = ModelConfig { patch_len: 4, max_context_patches: 8, ..ModelConfig::small() };
+        let inputs = Inputs::new(&batch, &config, &Device::flex());
+        let got = values(naive_unit_context(&inputs));
+        for (i, (got, x)) in got[..8].iter().zip(target).enumerate() {
+            let want = if observed[i] { 10.0 * ((x - 106.0) / 10.0).tanh() } else { 0.0 };
+            assert!((got - want).abs() < 1e-4, "step {i}: {got} vs {want}");
+        }
+        assert_eq!(&got[8..], &[0.0; 8], "the covariate has no such input");
+    }
+
+    /// The state's blend moves each series' whole distribution by its weighted features:
+    /// with the weights closed the forecast is that of the model without the blend, and
+    /// open, the median moves while every quantile's distance from it stays put.
+    #[test]
+    fn the_state_blend_shifts_the_distribution_without_changing_its_spread() {
+        let device = Device::flex();
+        let config = ModelConfig {
+            patch_len: 4,
+            max_context_patches: 8,
+            max_horizon_patches: 2,
+            ..ModelConfig::small()
+        };
+        let context: Vec<f32> = (0..24).map(|i| 10.0 + (i % 6) as f32 + 0.3 * i as f32).collect();
+        let batch = ModelBatch::new(
+            vec![Role::Target],
+            1,
+            24,
+            8,
+            context,
+            vec![true; 24],
+            vec![0.0; 8],
+            vec![false; 8],
+        )
+        .unwrap()
+        .with_season(6);
+        let inputs = Inputs::new(&batch, &config, &device);
+        let network = Network::new(&config, &device);
+        let decoded = |network: &Network| {
+            let encoded = network.encode(&inputs);
+            let control = LoopControl { min_loops: 1, max_loops: 1, exit_threshold: 2.0 };
+            let rollout =
+                network.rollout(&inputs, encoded.state, network.memory_keys(encoded.memory), control);
+            values(
+                network
+                    .decode(&inputs, rollout.states, &[0, 1])
+                    .reshape([8, 13])
+                    .swap_dims(0, 1)
+                    .reshape([1, 13, 8]),
+            )
+        };
+        let without = decoded(&Network { blend: None, ..network.clone() });
+        let blend = network.blend.clone().unwrap();
+        let closed = Linear { weight: Param::from_tensor(blend.weight.val().zeros_like()), ..blend.clone() };
+        assert_eq!(decoded(&Network { blend: Some(closed), ..network.clone() }), without);
+        let open = Linear { weight: Param::from_tensor(blend.weight.val().mul_scalar(100.0)), ..blend };
+        let with = decoded(&Network { blend: Some(open), ..network });
+        let median = config.median_level();
+        let spread = |q: &[f32], level: usize, step: usize| q[level * 8 + step] - q[median * 8 + step];
+        let mut moved = 0.0f32;
+        for step in 0..8 {
+            moved = moved.max((with[median * 8 + step] - without[median * 8 + step]).abs());
+            for level in 0..13 {
+                let (a, b) = (spread(&with, level, step), spread(&without, level, step));
+                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "level {level} step {step}: {a} vs {b}");
+            }
+        }
+        assert!(moved > 1e-2, "the open blend moves the median (by {moved})");
     }
 }

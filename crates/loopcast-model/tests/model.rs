@@ -68,7 +68,7 @@ fn presets_report_their_size() {
     let small = LoopedWorldModel::new(ModelConfig::small(), &device).unwrap();
     let base = LoopedWorldModel::new(ModelConfig::base(), &device).unwrap();
     // The counts configs/model-*.toml, ModelConfig's presets and docs/MODEL.md state.
-    assert_eq!((small.parameter_count(), base.parameter_count()), (255_249, 1_179_729));
+    assert_eq!((small.parameter_count(), base.parameter_count()), (257_553, 1_184_337));
 }
 
 proptest! {
@@ -499,7 +499,13 @@ fn a_fresh_anchored_model_forecasts_about_seasonal_naive() {
 fn the_interval_scale_widens_about_an_unmoved_median() {
     let device = Device::flex();
     for anchor in [true, false] {
-        let config = ModelConfig { anchor, anchor_features: anchor, ..config() };
+        let config = ModelConfig {
+            anchor,
+            anchor_features: anchor,
+            state_blend: anchor,
+            naive_unit_context: anchor,
+            ..config()
+        };
         let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
         let wider = ModelConfig { interval_scale: 2.5, ..config };
         let wider = LoopedWorldModel::from_network(model.network().clone(), wider, &device);

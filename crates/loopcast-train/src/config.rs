@@ -165,6 +165,11 @@ pub struct ValidationConfig {
     /// measures the calibrated model). Off when absent.
     #[serde(default)]
     pub calibrate: bool,
+    /// Keep the weights of the validation with the lowest relative weighted quantile
+    /// loss (kept beside the checkpoints, `checkpoints/BEST`) and ship those, not the last
+    /// step's. Off when absent.
+    #[serde(default)]
+    pub keep_best: bool,
 }
 
 impl TrainConfig {

@@ -90,6 +90,8 @@ struct RunState {
 
 const CHECKPOINTS: &str = "checkpoints";
 const LATEST: &str = "LATEST";
+/// The file in `checkpoints/` naming the directory of the best validation's model.
+const BEST: &str = "BEST";
 const LOG: &str = "metrics.jsonl";
 
 /// Initial weights come from burn's process-wide generator: seeding and drawing happen
@@ -172,6 +174,7 @@ pub fn train(
     let mut window = Window::default();
     let mut started = Instant::now();
     let mut last_validation = None;
+    let mut best = if config.validation.keep_best { read_best(out)? } else { None };
     while step < config.steps {
         if stop.stop_requested(step) {
             wall += started.elapsed().as_secs_f64();
@@ -211,6 +214,13 @@ pub fn train(
                     report.effect_error, report.effect_sign_accuracy
                 ));
                 last_validation = Some(report.clone());
+                let improved =
+                    best.as_ref().is_none_or(|b: &Best| report.relative_wql < b.validation.relative_wql);
+                if config.validation.keep_best && improved {
+                    let kept = Best { step, validation: report.clone() };
+                    save_best(out, &inference_model(&network, config, &device), &kept)?;
+                    best = Some(kept);
+                }
                 Some(report)
             } else {
                 None
@@ -229,11 +239,20 @@ pub fn train(
     }
     progress.finish_with_message("done");
     let mut model = inference_model(&network, config, &device);
+    let selected = match &best {
+        Some(kept) => {
+            let dir = out.join(CHECKPOINTS).join(best_name(kept.step)).join("model");
+            model = LoopedWorldModel::load(dir, &device.clone().inner())?;
+            Some(kept)
+        }
+        None => None,
+    };
     let calibration = if config.validation.calibrate {
         let trained = &config.model.config;
         let interval_scale = trained.interval_scale * fitted_interval_scale(&model, &validation, 0.8)?;
         let model_config = ModelConfig { interval_scale, ..trained.clone() };
-        model = LoopedWorldModel::from_network(network.valid(), model_config, &device.clone().inner());
+        model =
+            LoopedWorldModel::from_network(model.network().clone(), model_config, &device.clone().inner());
         let report = evaluate(&model, &validation)?;
         Some(serde_json::json!({ "interval_scale": interval_scale, "validation": report }))
     } else {
@@ -254,6 +273,7 @@ pub fn train(
         "wall_seconds": wall,
         "parameters": model.parameter_count(),
         "validation": last_validation,
+        "selected": selected,
         "calibration": calibration,
         "evaluation": evaluation,
     });
@@ -424,6 +444,47 @@ fn save_checkpoint(
         }
     }
     Ok(())
+}
+
+/// The validation kept by `validation.keep_best`: its step and scores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Best {
+    step: u64,
+    validation: ValidationReport,
+}
+
+fn best_name(step: u64) -> String {
+    format!("best-{step:09}")
+}
+
+/// Writes the best model so far into a fresh directory beside the checkpoints, points
+/// `BEST` at it (an atomic rename) and removes the one before, as [`save_checkpoint`] does.
+fn save_best(out: &Path, model: &LoopedWorldModel, best: &Best) -> Result<(), TrainError> {
+    let root = out.join(CHECKPOINTS);
+    let name = best_name(best.step);
+    let dir = root.join(&name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    model.save(dir.join("model"))?;
+    write_atomic(&dir.join("validation.json"), &serde_json::to_vec_pretty(best).expect("serialises"))?;
+    write_atomic(&root.join(BEST), name.as_bytes())?;
+    for entry in fs::read_dir(&root).map_err(|e| io(&root, e))?.flatten() {
+        let other = entry.file_name().to_string_lossy().to_string();
+        if other.starts_with("best-") && other != name {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// The best validation kept by an earlier part of this run (`None` in a fresh one).
+fn read_best(out: &Path) -> Result<Option<Best>, TrainError> {
+    let root = out.join(CHECKPOINTS);
+    let Ok(name) = fs::read_to_string(root.join(BEST)) else { return Ok(None) };
+    let path = root.join(name.trim()).join("validation.json");
+    let text = fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| io(&path, e))
 }
 
 /// Loads the checkpoint `LATEST` names, checking it was written by the same config, and

@@ -122,6 +122,8 @@ fn a_tiny_anchored_config_starts_and_ends_ahead_of_a_plain_one() {
         config.model.config.anchor = true;
         config.model.config.action_effects = true;
         config.model.config.anchor_features = true;
+        config.model.config.state_blend = true;
+        config.model.config.naive_unit_context = true;
         config.loss.naive_floor = 0.05;
         config
     };
@@ -207,6 +209,34 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((x.step, x.loss), (y.step, y.loss));
     }
+}
+
+/// With `validation.keep_best`, the run ships the weights of its best validation (lowest
+/// relative weighted quantile loss), also when that validation came before an interruption.
+#[test]
+fn a_run_keeping_the_best_ships_its_best_validation() {
+    let mut config = tiny(25);
+    config.validation = ValidationConfig { every: 5, keep_best: true, ..config.validation };
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&config, &options(dir.path(), false), &StopAfter(12)).unwrap();
+    assert_eq!(outcome, TrainOutcome::Interrupted { step: 12 });
+    train(&config, &options(dir.path(), true), &AtomicBool::new(false)).unwrap();
+    let scored: Vec<(u64, f64)> = log(dir.path())
+        .iter()
+        .filter_map(|l| l.validation.as_ref().map(|v| (l.step, v.relative_wql)))
+        .collect();
+    assert_eq!(scored.iter().map(|(step, _)| *step).collect::<Vec<_>>(), [5, 10, 15, 20, 25]);
+    let best = scored.iter().fold(scored[0], |best, s| if s.1 < best.1 { *s } else { best });
+    assert!(best.0 < 12, "this recipe's best validation comes before the interruption: {scored:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    eprintln!("validations {scored:?}; selected {}", summary["selected"]);
+    assert_eq!(summary["selected"]["step"].as_u64(), Some(best.0));
+    let kept = dir.path().join(format!("checkpoints/best-{:09}", best.0));
+    assert_eq!(weights(dir.path()), weights(&kept), "the shipped weights are the best validation's");
+    let others = std::fs::read_dir(dir.path().join("checkpoints")).unwrap().flatten();
+    let names: Vec<String> = others.map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("best-")).count(), 1, "{names:?}");
 }
 
 #[test]
