@@ -223,7 +223,7 @@ impl LoopedWorldModel {
         let scenarios = inputs.scenarios(&planned);
         let rollout = self.network.rollout(&scenarios, encoded.state.repeat_dim(0, k), memory, control);
         let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
-        let scaled = self.network.decode(&scenarios, states, &decode);
+        let scaled = self.network.decode(&scenarios, &rollout.actions, states, &decode);
         let [_, t, steps, q] = scaled.dims();
         let targets_scale = scenarios.scale.clone().slice([0..k * batch.batch(), 0..t, 0..1]).reshape([
             k * batch.batch(),

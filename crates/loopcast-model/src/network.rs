@@ -398,6 +398,9 @@ pub struct Rollout {
     pub states: Vec<Tensor<3>>,
     /// Loops used per window and patch, `[B][K]`.
     pub loops: Vec<Vec<u32>>,
+    /// The action tokens the rollout read, `[B, A, K, d]` ([`Network::actions`]; the
+    /// decoder's direct action path reads them again).
+    pub actions: Tensor<4>,
 }
 
 /// What a training rollout leaves behind for the losses.
@@ -411,6 +414,8 @@ pub struct Trace {
     pub changes: Tensor<3>,
     /// The state after every loop, detached, `[K][loops]` (to score each loop count).
     pub loop_states: Vec<Vec<Tensor<3>>>,
+    /// The action tokens the rollout read, `[B, A, K, d]`, with gradients.
+    pub actions: Tensor<4>,
 }
 
 /// The network: every learned weight of the looped world model.
@@ -632,6 +637,7 @@ impl Network {
     fn reencode(
         &self,
         inputs: &Inputs,
+        actions: &Tensor<4>,
         patch: usize,
         state: &Tensor<3>,
         predicted: &mut Vec<Tensor<3>>,
@@ -639,7 +645,7 @@ impl Network {
         if self.deferred_decoding || patch == 0 {
             return None;
         }
-        let quantiles = self.decode(inputs, vec![state.clone().detach()], &[patch - 1]);
+        let quantiles = self.decode(inputs, actions, vec![state.clone().detach()], &[patch - 1]);
         let [b, t, p, _] = quantiles.dims();
         predicted.push(quantiles.slice([0..b, 0..t, 0..p, self.median..self.median + 1]).reshape([b, t, p]));
         let encoded = self.encode(&inputs.advanced(predicted));
@@ -673,7 +679,7 @@ impl Network {
         let mut loops = vec![Vec::with_capacity(k); b];
         let device = state.device();
         for patch in 0..k {
-            if let Some((fresh, keys)) = self.reencode(inputs, patch, &state, &mut predicted) {
+            if let Some((fresh, keys)) = self.reencode(inputs, &actions, patch, &state, &mut predicted) {
                 (state, memory) = (fresh, keys);
             }
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
@@ -711,7 +717,7 @@ impl Network {
             }
             states.push(state.clone());
         }
-        Rollout { states, loops }
+        Rollout { states, loops, actions }
     }
 
     /// Training rollout: exactly `loops` loops per patch, gradients through the last
@@ -737,7 +743,7 @@ impl Network {
         let mut loop_states = Vec::with_capacity(k);
         let (mut gates, mut changes) = (Vec::with_capacity(k), Vec::with_capacity(k));
         for patch in 0..k {
-            if let Some((fresh, keys)) = self.reencode(inputs, patch, &state, &mut predicted) {
+            if let Some((fresh, keys)) = self.reencode(inputs, &actions, patch, &state, &mut predicted) {
                 (state, memory) = (fresh, keys);
             }
             let action = actions.clone().slice([0..b, 0..a, patch..patch + 1, 0..d]).reshape([b, a, d]);
@@ -768,7 +774,7 @@ impl Network {
             loop_states.push(detached);
             states.push(state.clone());
         }
-        Trace { states, gates: Tensor::cat(gates, 1), changes: Tensor::cat(changes, 1), loop_states }
+        Trace { states, gates: Tensor::cat(gates, 1), changes: Tensor::cat(changes, 1), loop_states, actions }
     }
 
     /// Decodes the states of future patches `patches` (one index per state, as rolled out
@@ -776,8 +782,15 @@ impl Network {
     /// base value plus cumulative softplus increments, so quantiles never cross. With the
     /// anchor, the median sits at the base's offset from seasonal naive; with action
     /// effects, every quantile moves by the plan's direct effect.
-    pub fn decode(&self, inputs: &Inputs, states: Vec<Tensor<3>>, patches: &[usize]) -> Tensor<4> {
-        match self.decode_parts(inputs, states, patches) {
+    /// `actions` are the rollout's action tokens ([`Rollout::actions`]).
+    pub fn decode(
+        &self,
+        inputs: &Inputs,
+        actions: &Tensor<4>,
+        states: Vec<Tensor<3>>,
+        patches: &[usize],
+    ) -> Tensor<4> {
+        match self.decode_parts(inputs, actions, states, patches) {
             (quantiles, Some(effect)) => quantiles + effect,
             (quantiles, None) => quantiles,
         }
@@ -791,6 +804,7 @@ impl Network {
     pub fn decode_parts(
         &self,
         inputs: &Inputs,
+        actions: &Tensor<4>,
         states: Vec<Tensor<3>>,
         patches: &[usize],
     ) -> (Tensor<4>, Option<Tensor<4>>) {
@@ -867,7 +881,7 @@ impl Network {
                     - inputs.last.clone().slice([0..b, targets..c, 0..1]))
                     * inputs.future_mask.clone().slice([0..b, targets..c, 0..len]);
                 let change = per_patch(change).swap_dims(1, 2);
-                let tokens = action_side.forward(norm.forward(self.actions(inputs).select(2, ids.clone())));
+                let tokens = action_side.forward(norm.forward(actions.clone().select(2, ids.clone())));
                 let coefficients = state_side
                     .forward(normed)
                     .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
@@ -1072,7 +1086,7 @@ mod tests {
                 network.rollout(&inputs, encoded.state, network.memory_keys(encoded.memory), control);
             values(
                 network
-                    .decode(&inputs, rollout.states, &[0, 1])
+                    .decode(&inputs, &rollout.actions, rollout.states, &[0, 1])
                     .reshape([8, 13])
                     .swap_dims(0, 1)
                     .reshape([1, 13, 8]),

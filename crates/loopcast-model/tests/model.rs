@@ -135,7 +135,7 @@ fn reported_loops_are_the_loops_run() {
             states.push(state.clone());
         }
         assert_eq!(states.len(), k);
-        let replay = network.decode(&inputs, states, &(0..k).collect::<Vec<_>>());
+        let replay = network.decode(&inputs, &actions, states, &(0..k).collect::<Vec<_>>());
         let replay = replay * inputs.scale.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1])
             + inputs.location.clone().slice([0..1, 0..2, 0..1]).reshape([1, 2, 1, 1]);
         let replay = replay.slice([0..1, 0..2, 0..24]).into_data().try_to_vec::<f32>().unwrap();
@@ -283,7 +283,7 @@ fn assert_training_reaches_every_parameter(config: ModelConfig, loops: usize, gr
         let memory = network.memory_keys(encoded.memory);
         let trace = network.rollout_fixed(&inputs, encoded.state, memory, loops, grad_loops);
         let patches: Vec<usize> = (0..trace.states.len()).collect();
-        let quantiles = network.decode(&inputs, trace.states, &patches);
+        let quantiles = network.decode(&inputs, &trace.actions, trace.states, &patches);
         let [b, t, steps, q] = quantiles.dims();
         let truth = inputs.context.clone().slice([0..b, 0..t, 0..steps]).reshape([b, t, steps, 1]);
         let error = truth - quantiles;

@@ -85,7 +85,7 @@ pub fn step_loss(
 
     let patches: Vec<usize> = (0..k).collect();
     // The plan's direct effect learns from twin differences only (see `decode_parts`).
-    let (quantiles, effect) = network.decode_parts(&inputs, trace.states.clone(), &patches);
+    let (quantiles, effect) = network.decode_parts(&inputs, &trace.actions, trace.states.clone(), &patches);
     let (observed_quantiles, quantiles) = match effect {
         Some(effect) => (quantiles.clone() + effect.clone().detach(), quantiles + effect),
         None => (quantiles.clone(), quantiles),
@@ -139,7 +139,8 @@ pub fn step_loss(
         // Score every loop count: decode each loop's (detached) state once, batched.
         let states: Vec<Tensor<3>> = trace.loop_states.iter().flatten().cloned().collect();
         let patches: Vec<usize> = (0..k).flat_map(|patch| std::iter::repeat_n(patch, r)).collect();
-        let decoded = network.decode(&inputs, states, &patches).detach().reshape([b * t, k, r, p, q]);
+        let decoded =
+            network.decode(&inputs, &trace.actions, states, &patches).detach().reshape([b * t, k, r, p, q]);
         let cell_truth = truth.reshape([b * t, k, 1, p, 1]);
         let loss = pinball(cell_truth, decoded, levels.reshape([1, 1, 1, 1, q])).mean_dim(4)
             * mask.reshape([b * t, k, 1, p, 1]);
