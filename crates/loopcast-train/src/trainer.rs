@@ -207,7 +207,8 @@ pub fn train(
         let validate_now = step % config.validation.every == 0 || step == config.steps;
         if step % config.log_every == 0 || validate_now {
             let report = if validate_now {
-                let report = evaluate(&inference_model(&network, config, &device), &validation)?;
+                let current = inference_model(&network, config, &device);
+                let report = evaluate(&current, &validation)?;
                 progress.println(format!(
                     "step {step}: relative MASE {:.3}, relative WQL {:.3}, coverage {:.3}, loops {:.2}, effect error {:.3}, sign {:.3}",
                     report.relative_mase, report.relative_wql, report.coverage_80, report.mean_loops,
@@ -218,7 +219,7 @@ pub fn train(
                     best.as_ref().is_none_or(|b: &Best| report.relative_wql < b.validation.relative_wql);
                 if config.validation.keep_best && improved {
                     let kept = Best { step, validation: report.clone() };
-                    save_best(out, &inference_model(&network, config, &device), &kept)?;
+                    save_best(out, &current, &kept)?;
                     best = Some(kept);
                 }
                 Some(report)
@@ -238,14 +239,12 @@ pub fn train(
         }
     }
     progress.finish_with_message("done");
-    let mut model = inference_model(&network, config, &device);
-    let selected = match &best {
+    let mut model = match &best {
         Some(kept) => {
             let dir = out.join(CHECKPOINTS).join(best_name(kept.step)).join("model");
-            model = LoopedWorldModel::load(dir, &device.clone().inner())?;
-            Some(kept)
+            LoopedWorldModel::load(dir, &device.clone().inner())?
         }
-        None => None,
+        None => inference_model(&network, config, &device),
     };
     let calibration = if config.validation.calibrate {
         let trained = &config.model.config;
@@ -273,7 +272,7 @@ pub fn train(
         "wall_seconds": wall,
         "parameters": model.parameter_count(),
         "validation": last_validation,
-        "selected": selected,
+        "selected": best,
         "calibration": calibration,
         "evaluation": evaluation,
     });
@@ -424,22 +423,33 @@ fn save_checkpoint(
 ) -> Result<(), TrainError> {
     let root = out.join(CHECKPOINTS);
     let name = format!("step-{step:09}");
-    let dir = root.join(&name);
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    }
-    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let dir = fresh_dir(&root, &name)?;
     inference_model(network, config, device).save(dir.join("model"))?;
     let optimizer_path = dir.join("optimizer.bpk");
     optimizer.save(&optimizer_path).map_err(|e| io(&optimizer_path, format!("{e:?}")))?;
     let state =
         RunState { step, config: serde_json::to_value(config).expect("a config serialises"), wall_seconds };
     write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(&state).expect("serialises"))?;
-    write_atomic(&root.join(LATEST), name.as_bytes())?;
-    let entries = fs::read_dir(&root).map_err(|e| io(&root, e))?;
-    for entry in entries.flatten() {
+    point_at(&root, LATEST, &name, "step-")
+}
+
+/// `root/name`, emptied if it exists (a checkpoint of the same step written before a crash).
+fn fresh_dir(root: &Path, name: &str) -> Result<PathBuf, TrainError> {
+    let dir = root.join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Points the file `pointer` in `root` at the complete directory `name` (an atomic
+/// rename), then removes the other directories whose names start with `prefix`.
+fn point_at(root: &Path, pointer: &str, name: &str, prefix: &str) -> Result<(), TrainError> {
+    write_atomic(&root.join(pointer), name.as_bytes())?;
+    for entry in fs::read_dir(root).map_err(|e| io(root, e))?.flatten() {
         let other = entry.file_name().to_string_lossy().to_string();
-        if other.starts_with("step-") && other != name {
+        if other.starts_with(prefix) && other != name {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -462,20 +472,10 @@ fn best_name(step: u64) -> String {
 fn save_best(out: &Path, model: &LoopedWorldModel, best: &Best) -> Result<(), TrainError> {
     let root = out.join(CHECKPOINTS);
     let name = best_name(best.step);
-    let dir = root.join(&name);
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    }
+    let dir = fresh_dir(&root, &name)?;
     model.save(dir.join("model"))?;
     write_atomic(&dir.join("validation.json"), &serde_json::to_vec_pretty(best).expect("serialises"))?;
-    write_atomic(&root.join(BEST), name.as_bytes())?;
-    for entry in fs::read_dir(&root).map_err(|e| io(&root, e))?.flatten() {
-        let other = entry.file_name().to_string_lossy().to_string();
-        if other.starts_with("best-") && other != name {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-    Ok(())
+    point_at(&root, BEST, &name, "best-")
 }
 
 /// The best validation kept by an earlier part of this run (`None` in a fresh one).
