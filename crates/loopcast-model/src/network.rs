@@ -56,6 +56,9 @@ pub struct Inputs {
     /// season, 1 when the context holds no whole season; 0 when no pair is observed). The
     /// unit in which an anchored model decodes; a median, so an incident in the context
     /// (latency at 300 s for an hour, then 10 ms again) does not make it the incident's size.
+    /// Where more than half the pairs repeat exactly (an error count at zero but for a few
+    /// bursts), the mean of `|x_i − x_{i−s}|` instead, so the quantiles do not collapse onto
+    /// the anchor; 0 only for a context that repeats its seasons exactly.
     pub naive_error: Tensor<3>,
     /// Channel roles, targets first.
     pub roles: Vec<Role>,
@@ -349,10 +352,15 @@ fn naive_errors(batch: &ModelBatch) -> Vec<f32> {
                 .map(|i| (values[row + i] - values[row + i - lag]).abs())
                 .collect();
             let middle = differences.len() / 2;
-            errors.push(if differences.is_empty() {
-                0.0
-            } else {
-                *differences.select_nth_unstable_by(middle, f32::total_cmp).1
+            let mean = differences.iter().sum::<f32>() / differences.len().max(1) as f32;
+            errors.push(match differences.is_empty() {
+                true => 0.0,
+                // Mostly exact repeats (errors at zero but for a few bursts, a season
+                // repeated but once): the mean, so the forecast keeps some spread.
+                false => match *differences.select_nth_unstable_by(middle, f32::total_cmp).1 {
+                    0.0 => mean,
+                    median => median,
+                },
             });
         }
     }
@@ -1014,6 +1022,16 @@ mod tests {
         assert_eq!((profile, departure), (vec![3.5, 4.5, 4.0], vec![6.0]), "index 3 is missing");
         let (profile, departure) = seasonal_profile(&one_target(values, vec![true; 7], 10), 5);
         assert_eq!((profile, departure), (vec![7.0, 7.0, 7.0, 1.0, 2.0], vec![0.0]), "no whole season");
+    }
+
+    #[test]
+    fn the_naive_error_falls_back_to_the_mean_where_most_pairs_repeat_exactly() {
+        let bursts = one_target(vec![0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0], vec![true; 8], 1);
+        assert_eq!(naive_errors(&bursts), vec![10.0 / 7.0]);
+        let noisy = one_target(vec![1.0, 2.0, 4.0, 7.0, 8.0, 8.0], vec![true; 6], 1);
+        assert_eq!(naive_errors(&noisy), vec![1.0], "the median where it is not zero");
+        let periodic = one_target(vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0], vec![true; 6], 2);
+        assert_eq!(naive_errors(&periodic), vec![0.0], "an exact repeat keeps no spread");
     }
 
     fn values(x: Tensor<3>) -> Vec<f32> {

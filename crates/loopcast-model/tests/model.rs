@@ -530,3 +530,31 @@ fn the_interval_scale_widens_about_an_unmoved_median() {
         }
     }
 }
+
+/// An error count at zero but for a few bursts: more than half its seasonal differences
+/// are exactly zero, and its 80 % intervals must still have some width.
+#[test]
+fn an_intermittent_series_keeps_wide_enough_intervals() {
+    let device = Device::flex();
+    let model = LoopedWorldModel::new(config(), &device).unwrap();
+    let (context, horizon) = (96, 24);
+    let values: Vec<f32> = (0..context).map(|t| if t % 17 == 5 { 4.0 } else { 0.0 }).collect();
+    let input = ModelBatch::new(
+        vec![Role::Target],
+        1,
+        context,
+        horizon,
+        values,
+        vec![true; context],
+        vec![0.0; horizon],
+        vec![false; horizon],
+    )
+    .unwrap()
+    .with_season(24);
+    let forecast = model.forecast(&input, &ForecastOptions::default()).unwrap();
+    assert_monotone(&forecast);
+    let level = |p: f64| forecast.levels.iter().position(|l| (l - p).abs() < 1e-9).unwrap();
+    let width: f32 =
+        (0..horizon).map(|h| forecast.value(0, 0, h, level(0.9)) - forecast.value(0, 0, h, level(0.1))).sum();
+    assert!(width / horizon as f32 > 0.1, "mean 80 % width {width} over {horizon} steps");
+}
