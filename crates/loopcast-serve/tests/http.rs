@@ -339,9 +339,12 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("application/vnd.apache.arrow.stream"), "forecasts also take Arrow: {detail}");
     let long = Telemetry::new("long", 8000, 5).json(None);
-    let (status, _, problem) = server.post("/v1/forecast", &json!({"series": [long], "horizon": 16})).await;
+    let (status, headers, problem) =
+        server.post("/v1/forecast", &json!({"series": [long], "horizon": 16})).await;
     assert_eq!((status, problem["field"].as_str().unwrap()), (413, "body"), "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("200000 bytes"), "{problem}");
+    // The unread rest of the body ends the connection; the client must not reuse it.
+    assert_eq!(headers[reqwest::header::CONNECTION], "close");
 
     // Still healthy, still answering.
     assert_eq!(server.get("/health").await.0, 200);
