@@ -352,15 +352,15 @@ fn naive_errors(batch: &ModelBatch) -> Vec<f32> {
                 .map(|i| (values[row + i] - values[row + i - lag]).abs())
                 .collect();
             let middle = differences.len() / 2;
-            let mean = differences.iter().sum::<f32>() / differences.len().max(1) as f32;
-            errors.push(match differences.is_empty() {
-                true => 0.0,
-                // Mostly exact repeats (errors at zero but for a few bursts, a season
-                // repeated but once): the mean, so the forecast keeps some spread.
-                false => match *differences.select_nth_unstable_by(middle, f32::total_cmp).1 {
-                    0.0 => mean,
+            errors.push(if differences.is_empty() {
+                0.0
+            } else {
+                match *differences.select_nth_unstable_by(middle, f32::total_cmp).1 {
+                    // Mostly exact repeats (errors at zero but for a few bursts, a season
+                    // repeated but once): the mean, so the forecast keeps some spread.
+                    0.0 => differences.iter().sum::<f32>() / differences.len() as f32,
                     median => median,
-                },
+                }
             });
         }
     }

@@ -48,6 +48,22 @@ fn batch(b: usize, context: usize, horizon: usize, level: f32, seed: u64) -> Mod
     ModelBatch::new(roles, b, context, horizon, values, observed, future, known).unwrap()
 }
 
+/// One window of one target channel with `values` as its context and `horizon` unknown steps.
+fn one_target(values: Vec<f32>, horizon: usize) -> ModelBatch {
+    let context = values.len();
+    ModelBatch::new(
+        vec![Role::Target],
+        1,
+        context,
+        horizon,
+        values,
+        vec![true; context],
+        vec![0.0; horizon],
+        vec![false; horizon],
+    )
+    .unwrap()
+}
+
 fn assert_monotone(forecast: &loopcast_model::Forecast) {
     for b in 0..forecast.batch {
         for t in 0..forecast.targets {
@@ -470,18 +486,7 @@ fn a_fresh_anchored_model_forecasts_about_seasonal_naive() {
     let model = LoopedWorldModel::new(config(), &device).unwrap();
     let (context, horizon, season) = (96, 24, 24);
     let wave = |t: usize| 10.0 + 3.0 * (std::f32::consts::TAU * t as f32 / season as f32).sin();
-    let values: Vec<f32> = (0..context).map(wave).collect();
-    let input = ModelBatch::new(
-        vec![Role::Target],
-        1,
-        context,
-        horizon,
-        values,
-        vec![true; context],
-        vec![0.0; horizon],
-        vec![false; horizon],
-    )
-    .unwrap();
+    let input = one_target((0..context).map(wave).collect(), horizon);
     let median = model.config().median_level();
     let error = |batch: &ModelBatch, expected: &dyn Fn(usize) -> f32| {
         let forecast = model.forecast(batch, &ForecastOptions::default()).unwrap();
@@ -538,19 +543,8 @@ fn an_intermittent_series_keeps_wide_enough_intervals() {
     let device = Device::flex();
     let model = LoopedWorldModel::new(config(), &device).unwrap();
     let (context, horizon) = (96, 24);
-    let values: Vec<f32> = (0..context).map(|t| if t % 17 == 5 { 4.0 } else { 0.0 }).collect();
-    let input = ModelBatch::new(
-        vec![Role::Target],
-        1,
-        context,
-        horizon,
-        values,
-        vec![true; context],
-        vec![0.0; horizon],
-        vec![false; horizon],
-    )
-    .unwrap()
-    .with_season(24);
+    let values = (0..context).map(|t| if t % 17 == 5 { 4.0 } else { 0.0 }).collect();
+    let input = one_target(values, horizon).with_season(24);
     let forecast = model.forecast(&input, &ForecastOptions::default()).unwrap();
     assert_monotone(&forecast);
     let level = |p: f64| forecast.levels.iter().position(|l| (l - p).abs() < 1e-9).unwrap();

@@ -10,30 +10,21 @@ use loopcast_train::{ValidationSet, evaluate};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: evaluate MODEL_DIR [--action-blind] [--windows N] [--skip K]";
-    let value = |flag: &str, default: u64| -> Result<u64, String> {
-        match args.iter().position(|a| a == flag) {
-            Some(i) => args
-                .get(i + 1)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{flag} needs a number; {usage}")),
-            None => Ok(default),
+    let (mut dir, mut action_blind, mut windows, mut skip) = (None, false, 32u64, 0u64);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number =
+            || args.next().and_then(|v| v.parse().ok()).ok_or(format!("{arg} needs a number; {usage}"));
+        match arg.as_str() {
+            "--action-blind" => action_blind = true,
+            "--windows" => windows = number()?,
+            "--skip" => skip = number()?,
+            _ => dir = Some(arg),
         }
-    };
-    let (windows, skip) = (value("--windows", 32)?, value("--skip", 0)?);
-    let flag_values: Vec<usize> = ["--windows", "--skip"]
-        .iter()
-        .filter_map(|f| args.iter().position(|a| a == f).map(|i| i + 1))
-        .collect();
-    let Some(dir) = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| !a.starts_with("--") && !flag_values.contains(i))
-        .map(|(_, a)| a)
-    else {
-        return Err(usage.into());
-    };
+    }
+    let dir = dir.ok_or(usage)?;
     let model = LoopedWorldModel::load(dir, &DeviceKind::Cpu.device()?)?;
-    let layout = SreLayout { action_blind: args.iter().any(|a| a == "--action-blind"), ..SreLayout::full() };
+    let layout = SreLayout { action_blind, ..SreLayout::full() };
     let set = ValidationSet::new(EVALUATION_SEEDS + skip, windows as usize, 512, 64, &layout)?;
     println!("{}", serde_json::to_string_pretty(&evaluate(&model, &set)?)?);
     Ok(())
