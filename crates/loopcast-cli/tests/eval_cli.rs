@@ -202,7 +202,7 @@ fn twins_write_the_effect_and_planner_tables() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let markdown = std::fs::read_to_string(out_dir.join("counterfactual.md")).unwrap();
-    for row in ["| loopcast |", "| action_blind |", "| arx |", "| operator's autoscaler |"] {
+    for row in ["| loopcast |", "| action_blind |", "| arx |", "| oracle |", "| operator's autoscaler |"] {
         assert!(markdown.contains(row), "{row} missing from\n{markdown}");
     }
     // One row per material effect and model, the same effects for every model.
@@ -214,7 +214,8 @@ fn twins_write_the_effect_and_planner_tables() {
     assert!(count("loopcast") > 0);
     assert_eq!(count("loopcast"), count("arx"));
     assert_eq!(count("loopcast"), count("action_blind"));
-    assert_eq!(rows.len(), 3 * count("loopcast"));
+    assert_eq!(count("loopcast"), count("oracle"));
+    assert_eq!(rows.len(), 4 * count("loopcast"));
     let plans = csv::Reader::from_path(out_dir.join("plans.csv")).unwrap().records().count();
     assert_eq!(plans, 3, "a loopcast, a perfect-model and an operator row for the one problem");
     let json: serde_json::Value =

@@ -6,7 +6,11 @@
 //! episode, every plan rolled out from one encoding of the history), the action-blind
 //! ablation (the same model with every action value zeroed, past and future: whatever a
 //! model that cannot see actions predicts for one twin it predicts for the other) and
-//! [`Arx`] (least squares on lags of the target and the actions).
+//! [`Arx`] (least squares on lags of the target and the actions). A fourth, the *oracle*,
+//! is the simulator itself: it knows the service's parameters and its state at the
+//! forecast time, and plays the plans in [`ORACLE_DRAWS`] futures drawn again
+//! ([`Episode::redrawn_futures`]). No forecaster that sees only the history can know more,
+//! so its scores are the ceiling of what the metrics allow on these twins.
 //!
 //! Per (departing plan × target channel) effect that is *material* (its mean size is at
 //! least a tenth of the channel's context standard deviation):
@@ -87,11 +91,13 @@ pub enum EffectModel {
     ActionBlind,
     /// Least squares on lags of the target and the actions ([`Arx`]).
     Arx,
+    /// The simulator, told the service and its state, over redrawn futures: the ceiling.
+    Oracle,
 }
 
 impl EffectModel {
     /// Every effect model, in table order.
-    pub const ALL: [EffectModel; 3] = [Self::Loopcast, Self::ActionBlind, Self::Arx];
+    pub const ALL: [EffectModel; 4] = [Self::Loopcast, Self::ActionBlind, Self::Arx, Self::Oracle];
 
     /// The name in tables and result files.
     pub fn as_str(self) -> &'static str {
@@ -99,6 +105,7 @@ impl EffectModel {
             Self::Loopcast => "loopcast",
             Self::ActionBlind => "action_blind",
             Self::Arx => "arx",
+            Self::Oracle => "oracle",
         }
     }
 }
@@ -305,6 +312,8 @@ impl CounterfactualReport {
 const EPISODES_PER_CALL: usize = 8;
 /// Coefficient draws of ARX's effect intervals.
 const ARX_DRAWS: usize = 64;
+/// Redrawn futures the oracle plays every plan in.
+pub const ORACLE_DRAWS: usize = 32;
 
 /// A what-if plan: future values and their known mask, `[B, C, H]`.
 pub(crate) type PlanArrays = (Vec<f32>, Vec<bool>);
@@ -433,9 +442,13 @@ pub fn evaluate_effects(
         }
         for &effect_model in models {
             let blind = match effect_model {
-                EffectModel::Arx => {
+                EffectModel::Arx | EffectModel::Oracle => {
                     for episode in chunk {
-                        for (plan, channel, score) in arx_effects(episode) {
+                        let scores = match effect_model {
+                            EffectModel::Arx => arx_effects(episode),
+                            _ => oracle_effects(episode)?,
+                        };
+                        for (plan, channel, score) in scores {
                             record(effect_model, episode, plan, channel, score);
                         }
                     }
@@ -552,6 +565,55 @@ fn arx_effects(episode: &Episode) -> Vec<(usize, usize, EffectScore)> {
     out
 }
 
+/// The oracle's scored effects of one episode: `(plan, target channel, score)`. Per step,
+/// the predicted effect is the median over [`ORACLE_DRAWS`] redrawn futures of the plan's
+/// difference from the base plan, and the 80 % interval spans their 10th to 90th
+/// percentiles.
+fn oracle_effects(episode: &Episode) -> Result<Vec<(usize, usize, EffectScore)>, EvalError> {
+    let draws = episode.redrawn_futures(ORACLE_DRAWS).map_err(|e| EvalError::Config(e.to_string()))?;
+    let targets = episode.history.channels.iter().take_while(|c| c.spec.role == Role::Target).count();
+    let mut out = Vec::new();
+    for t in 0..targets {
+        let context = observed_values(&episode.history, t);
+        let base = observed_values(&episode.futures[0], t);
+        for plan in 1..episode.futures.len() {
+            let twin = observed_values(&episode.futures[plan], t);
+            let differences: Vec<Vec<f64>> = draws
+                .iter()
+                .map(|futures| {
+                    let (base, twin) = (observed_values(&futures[0], t), observed_values(&futures[plan], t));
+                    base.iter().zip(&twin).map(|(b, p)| p - b).collect()
+                })
+                .collect();
+            let at = |level: f64| -> Vec<f64> {
+                (0..base.len())
+                    .map(|h| {
+                        let mut seen: Vec<f64> =
+                            differences.iter().map(|d| d[h]).filter(|d| d.is_finite()).collect();
+                        quantile(&mut seen, level)
+                    })
+                    .collect()
+            };
+            let (predicted, lower, upper) = (at(0.5), at(0.1), at(0.9));
+            if let Some(score) = score_effect(&context, &base, &twin, &predicted, Some((&lower, &upper))) {
+                out.push((plan, t, score));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `level` quantile of `values` (linear between order statistics; 0 when empty).
+fn quantile(values: &mut [f64], level: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let position = level * (values.len() - 1) as f64;
+    let (below, above) = (position.floor() as usize, position.ceil() as usize);
+    values[below] + (values[above] - values[below]) * (position - below as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,5 +652,12 @@ mod tests {
         assert_eq!(summary.sign_accuracy, Some(0.75));
         assert_eq!(summary.interval_coverage, Some(0.25));
         assert_eq!(EffectTally::default().summary().median_error, None);
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        assert_eq!(quantile(&mut [3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(quantile(&mut [4.0, 0.0], 0.25), 1.0);
+        assert_eq!(quantile(&mut [], 0.9), 0.0);
     }
 }

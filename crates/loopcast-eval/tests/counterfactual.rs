@@ -39,8 +39,14 @@ fn every_model_scores_the_same_twins_and_the_blind_model_sees_no_effect() {
     let blind = report.overall[&EffectModel::ActionBlind];
     assert_eq!(blind.median_error, Some(1.0));
     assert_eq!(blind.sign_accuracy, Some(0.0));
+    // The simulator, knowing the service, predicts effects far better than none.
+    let oracle = report.overall[&EffectModel::Oracle];
+    assert!(oracle.median_error.unwrap() < 0.5, "{oracle:?}");
+    assert!(oracle.sign_accuracy.unwrap() > 0.7, "{oracle:?}");
     let markdown = report.markdown();
-    assert!(markdown.contains("| action_blind |") && markdown.contains("| arx |"), "{markdown}");
+    for row in ["| action_blind |", "| arx |", "| oracle |"] {
+        assert!(markdown.contains(row), "{row} missing from\n{markdown}");
+    }
 }
 
 #[test]

@@ -141,6 +141,15 @@ pub struct World {
     first_cell: i64,
     step_seconds: f64,
     exogenous: Exogenous,
+    redraw: Option<Redraw>,
+}
+
+/// Where a world's future is drawn again ([`World::redrawn`]): from step `from` on, the
+/// unforeseeable randomness comes from the streams of `seed` instead of the world's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Redraw {
+    from: usize,
+    seed: u64,
 }
 
 impl World {
@@ -176,8 +185,30 @@ impl World {
         if length == 0 {
             return Err(SimError::Length("a world needs at least one step".into()));
         }
-        let exogenous = Exogenous::draw(seed, &params, frequency, first_cell, length, step_seconds);
-        Ok(Self { seed, params, frequency, first_cell, step_seconds, exogenous })
+        let exogenous = Exogenous::draw(seed, &params, frequency, first_cell, length, step_seconds, None);
+        Ok(Self { seed, params, frequency, first_cell, step_seconds, exogenous, redraw: None })
+    }
+
+    /// The same service with its future from step `from` on drawn again (draw number
+    /// `draw`): everything up to `from` is as in this world, and so is what is known in
+    /// advance (the calendar, holidays, which scrapes arrive), but the demand noise, bursts,
+    /// flash crowds, measurement noise and the cost of any version deployed from `from` on
+    /// are new draws, continuing the state the history left (the demand noise's AR(1)
+    /// level, a burst still decaying, a flash crowd under way). Runs of the same plans in
+    /// many redrawn worlds are what a forecaster that knew the service exactly, but not its
+    /// future, could expect.
+    pub fn redrawn(&self, from: usize, draw: u64) -> Self {
+        let redraw = Redraw { from, seed: stream_at(self.seed, "redraw", draw).random() };
+        let exogenous = Exogenous::draw(
+            self.seed,
+            &self.params,
+            self.frequency,
+            self.first_cell,
+            self.len(),
+            self.step_seconds,
+            Some(redraw),
+        );
+        Self { exogenous, redraw: Some(redraw), ..self.clone() }
     }
 
     /// The service's parameters.
@@ -224,7 +255,11 @@ impl World {
     /// Per-request cost, relative to the service's base, of the version a deploy at step
     /// `t` brings: each version has its own cost around the base, drawn from the step.
     fn deploy_cost_factor(&self, t: usize) -> f64 {
-        let z: f64 = stream_at(self.seed, "deploy-cost", t as u64).sample(StandardNormal);
+        let seed = match self.redraw {
+            Some(redraw) if t >= redraw.from => redraw.seed,
+            _ => self.seed,
+        };
+        let z: f64 = stream_at(seed, "deploy-cost", t as u64).sample(StandardNormal);
         (self.params.deploy_cost_spread * z).exp()
     }
 
@@ -444,6 +479,7 @@ impl Exogenous {
         first_cell: i64,
         length: usize,
         dt: f64,
+        redraw: Option<Redraw>,
     ) -> Self {
         let dt_days = dt / SECONDS_PER_DAY;
         let mut noise_rng = stream(seed, "demand-noise");
@@ -472,6 +508,12 @@ impl Exogenous {
         let mut outage_left = 0usize;
         let mut holiday_cache: Option<(i64, bool)> = None;
         for t in 0..length {
+            if let Some(redraw) = redraw.filter(|r| r.from == t) {
+                noise_rng = stream(redraw.seed, "demand-noise");
+                burst_rng = stream(redraw.seed, "bursts");
+                crowd_rng = stream(redraw.seed, "flash-crowds");
+                measure_rng = stream(redraw.seed, "measurement-noise");
+            }
             let micros = frequency.cell_start(first_cell + t as i64);
             let seconds = micros as f64 / MICROS_PER_SECOND;
             let day = micros.div_euclid((SECONDS_PER_DAY * MICROS_PER_SECOND) as i64);

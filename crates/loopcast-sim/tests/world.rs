@@ -207,3 +207,48 @@ fn episodes_share_the_history_and_differ_after_it() {
     let err = sre_episode(9, &ParamRanges::default(), EpisodeSpec { horizon: 0, ..spec }).unwrap_err();
     assert!(err.to_string().contains("at least 1"), "{err}");
 }
+
+#[test]
+fn a_redrawn_world_keeps_its_past_and_what_is_known_and_draws_its_future_again() {
+    let world = world(11, 2 * DAY_5M);
+    let mut plan = ActionPlan::constant(2 * DAY_5M, 4);
+    plan.deploy[DAY_5M + 10] = true;
+    let original = world.run(&plan).unwrap();
+    let redrawn = world.redrawn(DAY_5M, 0);
+    let again = redrawn.run(&plan).unwrap();
+    assert_eq!(original.series.slice(0..DAY_5M), again.series.slice(0..DAY_5M), "the past is kept");
+    assert_eq!(world.scraped(), redrawn.scraped(), "which scrapes arrive is known in advance");
+    assert_ne!(&world.demand_rps()[DAY_5M..], &redrawn.demand_rps()[DAY_5M..], "the demand is new");
+    let costs = |w: &World| w.cost_factors(&plan.deploy)[DAY_5M + 10];
+    assert_ne!(costs(&world), costs(&redrawn), "so is the cost of a version deployed after the split");
+    // The same draw is the same world; another draw is another one.
+    assert_eq!(world.redrawn(DAY_5M, 0).demand_rps(), redrawn.demand_rps());
+    assert_ne!(world.redrawn(DAY_5M, 1).demand_rps(), redrawn.demand_rps());
+    // The demand goes on from where the history left it, not from a fresh start.
+    let jump = |w: &World| (w.demand_rps()[DAY_5M] / w.demand_rps()[DAY_5M - 1]).ln().abs();
+    assert!(jump(&redrawn) < 0.5, "demand jumps by {} at the split", jump(&redrawn));
+}
+
+#[test]
+fn redrawn_futures_replay_the_episode_plans_and_their_effects_vary_around_the_truth() {
+    let spec = EpisodeSpec { context: 256, horizon: 64, plans: 4, frequency: Frequency::minutes(5) };
+    let episode = sre_episode(21, &ParamRanges::default(), spec).unwrap();
+    assert_eq!(episode.spec(), spec);
+    let draws = episode.redrawn_futures(8).unwrap();
+    assert_eq!(draws.len(), 8);
+    for futures in &draws {
+        assert_eq!(futures.len(), 4);
+        for (future, (_, plan)) in futures.iter().zip(&episode.plans) {
+            // The plans' own channels are the episode's plans, step for step.
+            let replicas = &future.channels[TARGETS].values;
+            assert_eq!(replicas, &plan.replicas.iter().map(|r| f64::from(*r)).collect::<Vec<_>>());
+        }
+        assert_ne!(futures[0], episode.futures[0], "the future is drawn again");
+    }
+    assert_eq!(draws, episode.redrawn_futures(8).unwrap(), "deterministic");
+    // An episode whose plans its service would not have made is refused.
+    let mut altered = episode.clone();
+    altered.plans[1].1.replicas[0] += 1;
+    let err = altered.redrawn_futures(1).unwrap_err();
+    assert!(err.to_string().contains("plans differ"), "{err}");
+}
