@@ -3,8 +3,9 @@
 //! predicting no effect, for a model (the shipped one unless MODEL_DIR is given) and for
 //! the simulator's oracle (the median difference over 32 redrawn futures,
 //! `Episode::redrawn_futures`), per target channel, on SRE twin windows no run trains on
-//! (5-minute steps, context 512, horizon 64):
-//! `cargo run --release -p loopcast-train --example twin_ceiling -- [EPISODES] [MODEL_DIR]`.
+//! (5-minute steps, context 512, horizon 64). `--asinh` scores the bounded form instead
+//! (`TwinScale::Asinh`: each twin mapped by `asinh(x / unit)` before the difference):
+//! `cargo run --release -p loopcast-train --example twin_ceiling -- [EPISODES] [MODEL_DIR] [--asinh]`.
 
 use loopcast_core::Frequency;
 use loopcast_model::{Device, ForecastOptions, Inputs, LoopedWorldModel};
@@ -30,7 +31,7 @@ fn middle(values: &mut [f64]) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let episodes: u64 = std::env::args().nth(1).map_or(Ok(64), |a| a.parse())?;
     let device = Device::flex();
-    let model = match std::env::args().nth(2) {
+    let model = match std::env::args().nth(2).filter(|a| !a.starts_with("--")) {
         Some(dir) => LoopedWorldModel::load(dir, &device)?,
         None => LoopedWorldModel::shipped(&device)?,
     };
@@ -44,6 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = inputs.targets;
     let (future, mask) = (values(inputs.future.clone()), values(inputs.future_mask.clone()));
     let (scale, unit) = (values(inputs.scale.clone()), values(inputs.naive_error.clone()));
+    let location = values(inputs.location.clone());
+    let asinh = std::env::args().any(|a| a == "--asinh");
     // Per target: summed loss of "no effect", of the model and of the oracle, and cells.
     let (mut none, mut learned, mut oracle, mut cells) = (vec![0f64; t], vec![0f64; t], vec![0f64; t], 0f64);
     // Per target: the oracle's largest loss from one pair.
@@ -63,6 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let size = size(base).max(size(twin));
             let scale = f64::from(scale[base * c + target]);
+            let location = f64::from(location[base * c + target]);
+            let u = f64::from(unit[base * t + target].max(NAIVE_FLOOR));
+            let f = |x: f64| (x / u).asinh();
             let before = oracle[target];
             for h in 0..horizon {
                 if mask[at(base, h)] < 0.5 || mask[at(twin, h)] < 0.5 {
@@ -79,11 +85,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         (channel(1).values[h] - channel(0).values[h]) / scale
                     })
                     .collect();
-                let predicted = middle(&mut differences);
                 let point = |row: usize| f64::from(forecast.value(row, target, h, median));
-                none[target] += truth.abs() / f64::from(size);
-                learned[target] += ((point(twin) - point(base)) / scale - truth).abs() / f64::from(size);
-                oracle[target] += (predicted - truth).abs() / f64::from(size);
+                if asinh {
+                    let scaled = |x: f64| (x - location) / scale;
+                    let truth = f(f64::from(future[at(twin, h)])) - f(f64::from(future[at(base, h)]));
+                    let mut differences: Vec<f64> = draws
+                        .iter()
+                        .map(|futures| {
+                            let value = |plan: usize| f(scaled(futures[plan].channels[target].values[h]));
+                            value(1) - value(0)
+                        })
+                        .collect();
+                    let predicted = middle(&mut differences);
+                    none[target] += truth.abs();
+                    learned[target] += (f(scaled(point(twin))) - f(scaled(point(base))) - truth).abs();
+                    oracle[target] += (predicted - truth).abs();
+                } else {
+                    let predicted = middle(&mut differences);
+                    none[target] += truth.abs() / f64::from(size);
+                    learned[target] += ((point(twin) - point(base)) / scale - truth).abs() / f64::from(size);
+                    oracle[target] += (predicted - truth).abs() / f64::from(size);
+                }
             }
             worst[target] = worst[target].max(oracle[target] - before);
         }

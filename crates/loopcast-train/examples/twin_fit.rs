@@ -43,6 +43,7 @@ impl ModuleVisitor for KeepOnly<'_> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let blind = args.iter().any(|a| a == "--blind");
+    let bounded = args.iter().any(|a| a == "--asinh");
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [recipe, dir, steps, learning_rate, rest @ ..] = positional.as_slice() else {
         return Err("usage: twin_fit RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind]".into());
@@ -57,6 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.data.action_blind = blind;
     let loss = &mut config.loss;
     (loss.pinball, loss.twin, loss.consistency, loss.contraction, loss.gate) = (0.0, 1.0, 0.0, 0.0, 0.0);
+    if bounded {
+        loss.twin_scale = loopcast_train::TwinScale::Asinh;
+    }
     let mut network = model.network().clone();
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
     let (mut fitted, mut index, mut window) = (0u64, FIRST_STEP, 0.0);

@@ -118,6 +118,10 @@ pub struct LossConfig {
     /// difference between the twins against the true difference (L1, scaled units).
     #[serde(default)]
     pub twin: f64,
+    /// What the twin term compares: the differences themselves, or their bounded
+    /// transform (`docs/MODEL.md`, "What the oracle shows").
+    #[serde(default)]
+    pub twin_scale: TwinScale,
     /// When above 0, each series' pinball and twin losses are also divided by its
     /// context's in-sample seasonal naive error (mean `|x_t − x_{t−season}|`, scaled
     /// units), at least this floor: the loss then weighs series as relative MASE does, so
@@ -125,6 +129,20 @@ pub struct LossConfig {
     /// 0 (recipes before it existed) leaves it out.
     #[serde(default)]
     pub naive_floor: f64,
+}
+
+/// How the twin loss compares a predicted twin difference with the true one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinScale {
+    /// The difference in scaled units, each pair over its larger twin's size. A queue or
+    /// latency that blows up is thousands of context units, so single pairs dominate.
+    #[default]
+    Linear,
+    /// The difference of `asinh(x / u)` of the two twins, `u` the series' decoding unit
+    /// (its typical seasonal naive error, at least `naive_floor`): linear for effects of a
+    /// few units, logarithmic beyond, so a blow-up counts by its ratio, not its size.
+    Asinh,
 }
 
 /// The windows a run trains on: generated on the fly from seeds.

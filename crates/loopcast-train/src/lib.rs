@@ -17,7 +17,8 @@ mod trainer;
 mod validate;
 
 pub use config::{
-    DataConfig, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig, ValidationConfig,
+    DataConfig, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig, TwinScale,
+    ValidationConfig,
 };
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};

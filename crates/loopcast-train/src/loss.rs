@@ -8,7 +8,7 @@ use loopcast_model::{Inputs, ModelBatch, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Source, StepBatch};
-use crate::{TrainConfig, TrainError};
+use crate::{TrainConfig, TrainError, TwinScale};
 
 /// The value of every loss term of one step (unweighted) and their weighted total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -110,7 +110,17 @@ pub fn step_loss(
     };
     let pinball_loss = (per_cell * mask.clone() / size.clone()).sum() / observed;
     let twin = if weights.twin > 0.0 && step.source == Source::Sre {
-        twin_loss(&quantiles, &truth, &mask, &size, model.median_level())
+        let point =
+            quantiles.clone().slice([0..b, 0..t, 0..k * p, model.median_level()..model.median_level() + 1]);
+        let point = point.reshape([b, t, k * p]);
+        match weights.twin_scale {
+            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size),
+            TwinScale::Asinh => {
+                let unit = inputs.naive_error.clone().clamp_min(weights.naive_floor.max(1e-3));
+                let bounded = |x: Tensor<3>| asinh(x / unit.clone());
+                twin_loss(bounded(point), bounded(truth.clone()), &mask, &Tensor::ones([b, t, 1], device))
+            }
+        }
     } else {
         zero()
     };
@@ -177,31 +187,28 @@ pub fn step_loss(
 }
 
 /// The twin loss: rows `2i` (base plan) and `2i + 1` (departing plan) share a history
-/// and its scaling, so the difference of their medians is the predicted effect of the
-/// departure and the difference of their truths the true one (in scaled units, noise
-/// shared). Mean absolute error over the cells both twins observe, each pair divided by
-/// the larger of its twins' `size` (`[B, T, 1]`, as the pinball loss is).
-fn twin_loss(
-    quantiles: &Tensor<4>,
-    truth: &Tensor<3>,
-    mask: &Tensor<3>,
-    size: &Tensor<3>,
-    median: usize,
-) -> Tensor<1> {
-    let [b, t, steps, _] = quantiles.dims();
-    let device = quantiles.device();
+/// and its scaling, so the difference of their medians `point` (`[B, T, S]`) is the
+/// predicted effect of the departure and the difference of their truths the true one
+/// (noise shared). Mean absolute error over the cells both twins observe, each pair
+/// divided by the larger of its twins' `size` (`[B, T, 1]`, as the pinball loss is).
+fn twin_loss(point: Tensor<3>, truth: Tensor<3>, mask: &Tensor<3>, size: &Tensor<3>) -> Tensor<1> {
+    let b = point.dims()[0];
+    let device = point.device();
     let rows = |first: i64| {
         let ids: Vec<i64> = (0..(b / 2) as i64).map(|i| 2 * i + first).collect();
         Tensor::<1, Int>::from_data(TensorData::new(ids, [b / 2]), &device)
     };
     let (base, departing) = (rows(0), rows(1));
-    let point = quantiles.clone().slice([0..b, 0..t, 0..steps, median..median + 1]).reshape([b, t, steps]);
-    let difference =
-        |x: &Tensor<3>| x.clone().select(0, departing.clone()) - x.clone().select(0, base.clone());
+    let difference = |x: Tensor<3>| x.clone().select(0, departing.clone()) - x.select(0, base.clone());
     let both = mask.clone().select(0, base.clone()) * mask.clone().select(0, departing.clone());
     let size = size.clone().select(0, base.clone()).max_pair(size.clone().select(0, departing.clone()));
-    let error = (difference(&point) - difference(truth)).abs() * both.clone() / size;
+    let error = (difference(point) - difference(truth)).abs() * both.clone() / size;
     error.sum() / both.sum().clamp_min(1.0)
+}
+
+/// `asinh`, elementwise: `sign(x) · ln(|x| + √(x² + 1))`.
+fn asinh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    (x.clone().abs() + x.clone().powf_scalar(2.0).add_scalar(1.0).sqrt()).log() * x.sign()
 }
 
 /// Each token standardised over its features (zero mean, unit variance): the consistency
@@ -275,6 +282,26 @@ mod tests {
         // loop 1 is (gains 2 % < 5 %), and so are loops 2 and 3.
         assert_eq!(settled(&[10.0, 5.0, 4.9, 4.95], 4, 0.05), vec![0.0, 1.0, 1.0, 1.0]);
         assert_eq!(settled(&[1.0, 2.0, 0.5], 3, 0.0), vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn the_twin_loss_compares_differences_and_asinh_bounds_a_blow_up() {
+        let device = Device::flex();
+        let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);
+        let value = |x: Tensor<1>| x.into_data().try_to_vec::<f32>().unwrap()[0];
+        // Base row 0, departing row 1; true effects +2 and +4, predicted +1 and +4.
+        let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
+        let (mask, size) = (tensor(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
+        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size)) - 0.5).abs() < 1e-6);
+        // Cells one twin misses are left out.
+        let gap = tensor(vec![1.0, 0.0, 1.0, 1.0]);
+        assert!((value(twin_loss(point, truth, &gap, &size)) - 1.0).abs() < 1e-6);
+        // asinh is the f64 one, odd, and turns a thousandfold blow-up into a few units.
+        let xs = vec![-1000.0f32, -0.5, 0.0, 3.0];
+        let mapped = asinh(Tensor::<1>::from_data(TensorData::new(xs.clone(), [4]), &device));
+        for (x, y) in xs.iter().zip(mapped.into_data().try_to_vec::<f32>().unwrap()) {
+            assert!((f64::from(y) - f64::from(*x).asinh()).abs() < 1e-4, "asinh({x}) = {y}");
+        }
     }
 
     #[test]
