@@ -1,7 +1,7 @@
 //! `loopcast eval --twins N`: counterfactual scoring on held-out simulator twins (loopcast,
-//! the action-blind ablation and ARX on the same twins) and the planner scored against
-//! the oracle found by simulating every candidate (see `loopcast_eval::counterfactual`
-//! and `loopcast_eval::plan_eval`).
+//! the action-blind ablation, ARX and the simulator's oracle on the same twins) and the
+//! planner scored against the oracle found by simulating every candidate (see
+//! `loopcast_eval::counterfactual` and `loopcast_eval::plan_eval`).
 //!
 //! Writes `counterfactual.md`, `counterfactual.json`, `effects.csv` (one row per material
 //! effect and model) and `plans.csv` (one row per problem and planner) under `--out`.

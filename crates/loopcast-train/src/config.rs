@@ -140,7 +140,8 @@ pub enum TwinScale {
     #[default]
     Linear,
     /// The difference of `asinh(x / u)` of the two twins, `u` the series' decoding unit
-    /// (its typical seasonal naive error, at least `naive_floor`): linear for effects of a
+    /// (its typical seasonal naive error, at least `naive_floor`, or 10⁻³ when that is
+    /// 0): linear for effects of a
     /// few units, logarithmic beyond, so a blow-up counts by its ratio, not its size.
     Asinh,
 }

@@ -26,8 +26,8 @@ pub struct LossValues {
     /// Exit-gate binary cross-entropy.
     pub gate: f64,
     /// Mean absolute error of the predicted twin difference (median of the departing
-    /// twin minus median of the base twin) against the true one, scaled units; 0 on
-    /// batches without twins.
+    /// twin minus median of the base twin) against the true one, in scaled units (in
+    /// asinh units with `loss.twin_scale = "asinh"`); 0 on batches without twins.
     #[serde(default)]
     pub twin: f64,
 }
