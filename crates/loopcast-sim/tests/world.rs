@@ -230,7 +230,7 @@ fn a_redrawn_world_keeps_its_past_and_what_is_known_and_draws_its_future_again()
 }
 
 #[test]
-fn redrawn_futures_replay_the_episode_plans_and_their_effects_vary_around_the_truth() {
+fn redrawn_futures_replay_the_episode_plans_in_new_futures() {
     let spec = EpisodeSpec { context: 256, horizon: 64, plans: 4, frequency: Frequency::minutes(5) };
     let episode = sre_episode(21, &ParamRanges::default(), spec).unwrap();
     assert_eq!(episode.spec(), spec);
