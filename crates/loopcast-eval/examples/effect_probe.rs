@@ -9,8 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use loopcast_core::RegularSeries;
-use loopcast_eval::counterfactual::{EffectTally, TwinSpec, score_effect, twin_episodes};
+use loopcast_eval::counterfactual::{EffectTally, TwinSpec, observed_values, score_effect, twin_episodes};
 use loopcast_sim::{Episode, TARGETS};
 use nalgebra::{DMatrix, DVector};
 
@@ -19,16 +18,11 @@ const FEATURES: usize = 8;
 /// Relative effects beyond this are clipped when fitting (error rates from near zero).
 const CLIP: f64 = 5.0;
 
-fn values(series: &RegularSeries, channel: usize) -> Vec<f64> {
-    let c = &series.channels[channel];
-    c.values.iter().zip(&c.observed).map(|(v, o)| if *o { *v } else { f64::NAN }).collect()
-}
-
 /// Mean |value| of a target's observed context, and the mean CPU utilisation.
 fn levels(episode: &Episode) -> (Vec<f64>, f64) {
     let mean = |channel: usize| {
         let seen: Vec<f64> =
-            values(&episode.history, channel).into_iter().filter(|v| v.is_finite()).collect();
+            observed_values(&episode.history, channel).into_iter().filter(|v| v.is_finite()).collect();
         seen.iter().map(|v| v.abs()).sum::<f64>() / seen.len().max(1) as f64
     };
     ((0..TARGETS).map(mean).collect(), mean(1))
@@ -36,7 +30,7 @@ fn levels(episode: &Episode) -> (Vec<f64>, f64) {
 
 /// The features of plan `plan` against the base plan at every step.
 fn features(episode: &Episode, plan: usize, cpu: f64) -> Vec<[f64; FEATURES]> {
-    let action = |p: usize, a: usize| values(&episode.futures[p], TARGETS + a);
+    let action = |p: usize, a: usize| observed_values(&episode.futures[p], TARGETS + a);
     let (n0, n1) = (action(0, 0), action(plan, 0));
     let (w0, w1) = (action(0, 1), action(plan, 1));
     let (d0, d1) = (action(0, 2), action(plan, 2));
@@ -77,7 +71,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for plan in 1..episode.futures.len() {
             let x = features(episode, plan, cpu);
             for t in 0..TARGETS {
-                let (base, twin) = (values(&episode.futures[0], t), values(&episode.futures[plan], t));
+                let (base, twin) =
+                    (observed_values(&episode.futures[0], t), observed_values(&episode.futures[plan], t));
                 for h in 0..x.len() {
                     let y = (twin[h] - base[h]) / level[t].max(1e-9);
                     if y.is_finite() {
@@ -106,9 +101,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .iter()
                     .map(|f| level[t] * f.iter().zip(coefficients[t].iter()).map(|(a, b)| a * b).sum::<f64>())
                     .collect();
-                let (base, twin) = (values(&episode.futures[0], t), values(&episode.futures[plan], t));
+                let (base, twin) =
+                    (observed_values(&episode.futures[0], t), observed_values(&episode.futures[plan], t));
                 if let Some(score) =
-                    score_effect(&values(&episode.history, t), &base, &twin, &predicted, None)
+                    score_effect(&observed_values(&episode.history, t), &base, &twin, &predicted, None)
                 {
                     all.push(score);
                     by_variant.entry(format!("{:?}", episode.plans[plan].0)).or_default().push(score);

@@ -199,8 +199,8 @@ pub struct ArxEffect {
     pub upper: Vec<f64>,
 }
 
-/// The `level` quantile of sorted `values`, linear between order statistics.
-fn empirical_quantile(sorted: &[f64], level: f64) -> f64 {
+/// The `level` quantile of sorted, non-empty `values`, linear between order statistics.
+pub(crate) fn empirical_quantile(sorted: &[f64], level: f64) -> f64 {
     let position = level * (sorted.len() - 1) as f64;
     let (low, high) = (position.floor() as usize, position.ceil() as usize);
     let share = position - low as f64;

@@ -31,7 +31,7 @@ use loopcast_sim::policy::Variant;
 use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, sre_episode};
 use serde::{Deserialize, Serialize};
 
-use crate::arx::{Arx, ArxSpec};
+use crate::arx::{Arx, ArxSpec, empirical_quantile};
 use crate::backtest::EvalError;
 
 /// First seed of the held-out twins: training draws its seeds below 2⁶², its validation
@@ -381,7 +381,7 @@ pub(crate) fn whatif_inputs(
 }
 
 /// A channel's values with `NaN` where unobserved.
-pub(crate) fn observed_values(series: &RegularSeries, channel: usize) -> Vec<f64> {
+pub fn observed_values(series: &RegularSeries, channel: usize) -> Vec<f64> {
     let channel = &series.channels[channel];
     channel.values.iter().zip(&channel.observed).map(|(v, o)| if *o { *v } else { f64::NAN }).collect()
 }
@@ -576,12 +576,15 @@ fn oracle_effects(episode: &Episode) -> Result<Vec<(usize, usize, EffectScore)>,
     for t in 0..targets {
         let context = observed_values(&episode.history, t);
         let base = observed_values(&episode.futures[0], t);
+        let drawn_bases: Vec<Vec<f64>> =
+            draws.iter().map(|futures| observed_values(&futures[0], t)).collect();
         for plan in 1..episode.futures.len() {
             let twin = observed_values(&episode.futures[plan], t);
             let differences: Vec<Vec<f64>> = draws
                 .iter()
-                .map(|futures| {
-                    let (base, twin) = (observed_values(&futures[0], t), observed_values(&futures[plan], t));
+                .zip(&drawn_bases)
+                .map(|(futures, base)| {
+                    let twin = observed_values(&futures[plan], t);
                     base.iter().zip(&twin).map(|(b, p)| p - b).collect()
                 })
                 .collect();
@@ -609,9 +612,7 @@ fn quantile(values: &mut [f64], level: f64) -> f64 {
         return 0.0;
     }
     values.sort_by(f64::total_cmp);
-    let position = level * (values.len() - 1) as f64;
-    let (below, above) = (position.floor() as usize, position.ceil() as usize);
-    values[below] + (values[above] - values[below]) * (position - below as f64)
+    empirical_quantile(values, level)
 }
 
 #[cfg(test)]
