@@ -37,4 +37,6 @@ pub use device::DeviceKind;
 pub use error::ModelError;
 pub use layers::MemoryKeys;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
-pub use network::{Encoded, Inputs, LoopControl, Network, Rollout, Trace};
+pub use network::{
+    Encoded, Inputs, LoopControl, Network, RELATIVE_FEATURES, RELATIVE_RANK, RelativeDesign, Rollout, Trace,
+};

@@ -287,6 +287,44 @@ impl LoopedWorldModel {
         Self::from_parts(&text, &config_path, BurnpackStore::from_file(&weights), &weights, device)
     }
 
+    /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the
+    /// saved config must be `config` but for the interval scale (fitted after training)
+    /// and the relative action path (`ModelConfig::relative_effects`), which `config` may
+    /// add and which then keeps its fresh weights. `Ok(None)` when the configs differ in
+    /// anything else.
+    pub fn load_into(
+        dir: impl AsRef<Path>,
+        config: &ModelConfig,
+        device: &Device,
+    ) -> Result<Option<Self>, ModelError> {
+        let saved = Self::load(dir.as_ref(), device)?;
+        let adds_path = config.relative_effects && !saved.config.relative_effects;
+        let comparable = ModelConfig {
+            interval_scale: config.interval_scale,
+            relative_effects: config.relative_effects,
+            ..saved.config.clone()
+        };
+        if &comparable != config || (saved.config.relative_effects && !config.relative_effects) {
+            return Ok(None);
+        }
+        if !adds_path {
+            return Ok(Some(Self::from_network(saved.network, config.clone(), device)));
+        }
+        let weights = dir.as_ref().join(WEIGHTS_FILE);
+        let mut store = BurnpackStore::from_file(&weights).allow_partial(true);
+        let mut network = Network::new(config, device);
+        let result = network.load_from(&mut store).map_err(|e| ModelError::Checkpoint {
+            path: weights.clone(),
+            message: shorten(format!("{e:?}")),
+        })?;
+        // Only the added path may be missing: the rest was checked by `load`.
+        let foreign = result.missing.iter().find(|(path, _)| !path.starts_with("relative_"));
+        if let Some((path, _)) = foreign {
+            return Err(ModelError::Checkpoint { path: weights, message: format!("misses {path}") });
+        }
+        Ok(Some(Self::from_network(network, config.clone(), device)))
+    }
+
     /// The model shipped with loopcast (`models/loopcast-small`, see its model card),
     /// embedded in the binary, so every command has a working default with no files.
     pub fn shipped(device: &Device) -> Result<Self, ModelError> {

@@ -470,6 +470,13 @@ pub struct Network {
     effect_state: Option<Linear>,
     effect_action: Option<Linear>,
     effect_norm: Option<LayerNorm>,
+    /// The relative action path (`ModelConfig::relative_effects`): the target-state side
+    /// (`d → r`), the action-token side (`d → F·r`, one `r`-vector per feature), both
+    /// affine and starting near zero (the path is solved, `Network::with_relative_weights`),
+    /// and the action tokens' norm.
+    relative_state: Option<Linear>,
+    relative_action: Option<Linear>,
+    relative_norm: Option<LayerNorm>,
 }
 
 impl Network {
@@ -533,6 +540,15 @@ impl Network {
                 .action_effects
                 .then(|| LinearConfig::new(d, d).with_bias(false).init(device)),
             effect_norm: config.action_effects.then(|| LayerNormConfig::new(d).init(device)),
+            relative_state: config
+                .relative_effects
+                .then(|| LinearConfig::new(d, RELATIVE_RANK).with_initializer(ALMOST_CLOSED).init(device)),
+            relative_action: config.relative_effects.then(|| {
+                LinearConfig::new(d, RELATIVE_FEATURES * RELATIVE_RANK)
+                    .with_initializer(NEAR_ZERO)
+                    .init(device)
+            }),
+            relative_norm: config.relative_effects.then(|| LayerNormConfig::new(d).init(device)),
         }
     }
 
@@ -879,8 +895,9 @@ impl Network {
         } else {
             quantiles
         };
-        match (&self.effect_state, &self.effect_action, &self.effect_norm) {
-            (Some(state_side), Some(action_side), Some(norm)) if inputs.roles.len() > targets => {
+        let has_plans = inputs.roles.len() > targets;
+        let additive = match (&self.effect_state, &self.effect_action, &self.effect_norm) {
+            (Some(state_side), Some(action_side), Some(norm)) if has_plans => {
                 let c = inputs.roles.len();
                 let len = inputs.future.dims()[2];
                 // The plan's change of every action and covariate channel from its last
@@ -891,23 +908,193 @@ impl Network {
                 let change = per_patch(change).swap_dims(1, 2);
                 let tokens = action_side.forward(norm.forward(actions.clone().select(2, ids.clone())));
                 let coefficients = state_side
-                    .forward(normed)
+                    .forward(normed.clone())
                     .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
                     .div_scalar((d as f32).sqrt());
                 let effect = coefficients.matmul(change).swap_dims(1, 2).reshape([b, targets, steps * p, 1]);
                 // Anchored, the effect is in the same unit as the offsets: in scaled units,
                 // a coefficient of 10⁻⁵ on a queue that an incident scaled by 10⁵ moved the
                 // forecast by a hundred times seasonal naive's error.
-                let effect = if self.anchor {
+                Some(if self.anchor {
                     effect * inputs.naive_error.clone().reshape([b, targets, 1, 1])
                 } else {
                     effect
-                };
-                (quantiles, Some(effect))
+                })
             }
-            _ => (quantiles, None),
-        }
+            _ => None,
+        };
+        let relative = self.relative_design(inputs, actions, &normed, &ids).map(|design| {
+            let (state_side, action_side) = (
+                self.relative_state.as_ref().expect("a design has weights"),
+                self.relative_action.as_ref().expect("a design has weights"),
+            );
+            let (a, f, r) = (inputs.roles.len() - targets, RELATIVE_FEATURES, RELATIVE_RANK);
+            // `[B, S, A, F·r]` → `[B, S, F·A, r]`, in the features' order.
+            let tokens = action_side
+                .forward(design.tokens)
+                .reshape([b, steps, a, f, r])
+                .swap_dims(2, 3)
+                .reshape([b, steps, f * a, r]);
+            let coefficients = state_side.forward(design.states).matmul(tokens.swap_dims(2, 3));
+            let effect = coefficients.matmul(design.features) * design.level.reshape([b, 1, targets, 1]);
+            effect.swap_dims(1, 2).reshape([b, targets, steps * p, 1])
+        });
+        let effect = match (additive, relative) {
+            (Some(additive), Some(relative)) => Some(additive + relative),
+            (additive, relative) => additive.or(relative),
+        };
+        (quantiles, effect)
     }
+
+    /// What the relative action path reads for the decoded `patches` (`None` without the
+    /// path or without action and covariate channels): its coefficients are
+    /// `state_side(states) · action_side(tokens)` per feature, times the features and the
+    /// level. Public so the path can be fitted by least squares on a frozen network's
+    /// states ([`Network::with_relative_weights`]).
+    pub fn relative_inputs(
+        &self,
+        inputs: &Inputs,
+        actions: &Tensor<4>,
+        states: Vec<Tensor<3>>,
+        patches: &[usize],
+    ) -> Option<RelativeDesign> {
+        let steps = states.len();
+        let stacked: Tensor<4> = Tensor::stack(states, 1);
+        let [b, _, _, d] = stacked.dims();
+        let normed = self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..inputs.targets, 0..d]));
+        let ids = Tensor::<1, Int>::from_data(
+            TensorData::new(patches.iter().map(|k| *k as i64).collect::<Vec<_>>(), [steps]),
+            &normed.device(),
+        );
+        self.relative_design(inputs, actions, &normed, &ids)
+    }
+
+    fn relative_design(
+        &self,
+        inputs: &Inputs,
+        actions: &Tensor<4>,
+        normed: &Tensor<4>,
+        ids: &Tensor<1, Int>,
+    ) -> Option<RelativeDesign> {
+        let norm = self.relative_norm.as_ref()?;
+        if inputs.roles.len() == inputs.targets {
+            return None;
+        }
+        let [b, _, targets, _] = normed.dims();
+        let p = self.patch_len;
+        let features = relative_features(inputs);
+        let [_, rows, len] = features.dims();
+        let features = features.reshape([b, rows, len / p, p]).select(2, ids.clone()).swap_dims(1, 2);
+        Some(RelativeDesign {
+            states: normed.clone(),
+            // The rollout's tokens are `[B, A, K, d]`.
+            tokens: norm.forward(actions.clone().select(2, ids.clone()).swap_dims(1, 2)),
+            features,
+            level: target_level(inputs).reshape([b, targets]),
+        })
+    }
+
+    /// The same network with the relative path's weights replaced: the state side's
+    /// `[d, r]` weight and `[r]` bias, the action side's `[d, F·r]` and `[F·r]`.
+    /// `None` without the path or when a shape does not fit.
+    pub fn with_relative_weights(
+        mut self,
+        state: (Tensor<2>, Tensor<1>),
+        action: (Tensor<2>, Tensor<1>),
+    ) -> Option<Self> {
+        let set = |layer: &mut Linear, (weight, bias): (Tensor<2>, Tensor<1>)| {
+            if weight.dims() != layer.weight.val().dims()
+                || Some(bias.dims()) != layer.bias.as_ref().map(|b| b.val().dims())
+            {
+                return None;
+            }
+            layer.weight = Param::from_tensor(weight);
+            layer.bias = Some(Param::from_tensor(bias));
+            Some(())
+        };
+        set(self.relative_state.as_mut()?, state)?;
+        set(self.relative_action.as_mut()?, action)?;
+        Some(self)
+    }
+}
+
+/// What the relative action path reads ([`Network::relative_inputs`]).
+#[derive(Debug, Clone)]
+pub struct RelativeDesign {
+    /// The targets' normalised states, `[B, S, T, d]`.
+    pub states: Tensor<4>,
+    /// The action and covariate channels' normalised tokens, `[B, S, A, d]`.
+    pub tokens: Tensor<4>,
+    /// The features, `[B, S, F·A, P]`, feature-major ([`RELATIVE_FEATURES`]).
+    pub features: Tensor<4>,
+    /// Each target's level in scaled units, `[B, T]`: the effect is a fraction of it.
+    pub level: Tensor<2>,
+}
+
+/// Rank of the relative path's coefficients: the state and each feature's action side
+/// meet in this many dimensions.
+pub const RELATIVE_RANK: usize = 16;
+
+/// Features per action or covariate channel of the relative path ([`relative_features`]).
+pub const RELATIVE_FEATURES: usize = 4;
+
+/// Steps back of the relative path's lagged ratio (a replica change loads CPU at once and
+/// drains a queue over the following steps).
+const RELATIVE_LAG: usize = 3;
+
+/// Steps over which the relative path's decayed change falls by `1/e`.
+const RELATIVE_DECAY: f32 = 3.0;
+
+/// Each target's level in scaled units, `|location| / scale` (at most 100), `[B, T, 1]`:
+/// what the relative path's effect is a fraction of.
+fn target_level(inputs: &Inputs) -> Tensor<3> {
+    let [b, _, _] = inputs.location.dims();
+    let t = inputs.targets;
+    let location = inputs.location.clone().slice([0..b, 0..t, 0..1]);
+    let scale = inputs.scale.clone().slice([0..b, 0..t, 0..1]);
+    (location.abs() / scale).clamp_max(100.0)
+}
+
+/// The relative path's features over the padded future, `[B, F·A, K·P]` (feature-major),
+/// per action or covariate channel and step, zero where the plan is unknown:
+/// 1. the log ratio of the planned value to the last observed one, in the data's units,
+///    each offset by a twentieth of the channel's typical magnitude (|mean| + spread), so
+///    a channel at zero has a ratio, clipped to ±3;
+/// 2. that ratio [`RELATIVE_LAG`] steps earlier (0 before the horizon);
+/// 3. whether it has moved since the forecast time: the running sum of its change in
+///    scaled units (squashed to ±10), clipped to ±1, so a deploy counts once it happened;
+/// 4. that change decayed by `1/e` every [`RELATIVE_DECAY`] steps (squashed to ±10).
+///
+/// Between two plans for one history, each differences out to a comparison of the two
+/// plans (their ratio, which of them deployed and how recently).
+fn relative_features(inputs: &Inputs) -> Tensor<3> {
+    let [b, c, len] = inputs.future.dims();
+    let t = inputs.targets;
+    let device = inputs.future.device();
+    let channels = |x: &Tensor<3>, steps: usize| x.clone().slice([0..b, t..c, 0..steps]);
+    let (location, scale) = (channels(&inputs.location, 1), channels(&inputs.scale, 1));
+    let known = channels(&inputs.future_mask, len);
+    let (planned, last) = (channels(&inputs.future, len), channels(&inputs.last, 1));
+    let offset = (location.clone().abs() + scale.clone()).mul_scalar(0.05);
+    let magnitude = |x: Tensor<3>| (x * scale.clone() + location.clone()).abs() + offset.clone();
+    let ratio = (magnitude(planned.clone()) / magnitude(last.clone())).log().clamp(-3.0, 3.0) * known.clone();
+    let a = c - t;
+    let lag = RELATIVE_LAG.min(len);
+    let lagged = Tensor::cat(
+        vec![Tensor::zeros([b, a, lag], &device), ratio.clone().slice([0..b, 0..a, 0..len - lag])],
+        2,
+    );
+    let change = soft_clip((planned - last) * known);
+    let since = change.clone().cumsum(2).clamp(-1.0, 1.0);
+    // `decay[j, h] = e^{−(h − j)/τ}` for `j ≤ h`: row `j`'s change as seen at step `h`.
+    let decay: Vec<f32> = (0..len)
+        .flat_map(|j| {
+            (0..len).map(move |h| if j <= h { (-((h - j) as f32) / RELATIVE_DECAY).exp() } else { 0.0 })
+        })
+        .collect();
+    let decay = Tensor::<2>::from_data(TensorData::new(decay, [len, len]), &device);
+    let recent = soft_clip(change.reshape([b * a, len]).matmul(decay).reshape([b, a, len]));
+    Tensor::cat(vec![ratio, lagged, since, recent], 1)
 }
 
 /// The context in the decoding unit, `[B, C, N·P]`: each target's gap to its last observed
@@ -990,6 +1177,46 @@ mod tests {
         ModelBatch::new(vec![Role::Target], 1, l, 1, context, observed, vec![0.0], vec![false])
             .unwrap()
             .with_season(season)
+    }
+
+    /// A step of an action from 10 to 20 two steps into the horizon, and a one-step pulse
+    /// of a second (a deploy): the relative path's four features per channel and step.
+    #[test]
+    fn relative_features_compare_the_plan_with_the_last_value() {
+        let (l, h) = (16, 16);
+        let roles = vec![Role::Target, Role::Action, Role::Action];
+        let mut values: Vec<f32> = (0..l).map(|i| 100.0 + i as f32).collect();
+        values.extend(vec![10.0; l]);
+        values.extend(vec![0.0; l]);
+        let mut future = vec![0.0; h];
+        future.extend((0..h).map(|i| if i < 2 { 10.0 } else { 20.0 }));
+        future.extend((0..h).map(|i| if i == 4 { 1.0 } else { 0.0 }));
+        let known: Vec<bool> = (0..3 * h).map(|i| i >= h).collect();
+        let batch = ModelBatch::new(roles, 1, l, h, values, vec![true; 3 * l], future, known).unwrap();
+        let config = ModelConfig { patch_len: 8, ..ModelConfig::small() };
+        let device = Device::flex();
+        let inputs = Inputs::new(&batch, &config, &device);
+        let read = |x: &Tensor<3>| x.clone().into_data().try_to_vec::<f32>().unwrap();
+        let features = read(&relative_features(&inputs));
+        let at = |feature: usize, action: usize, step: usize| features[(feature * 2 + action) * h + step];
+        let (location, scale) = (read(&inputs.location), read(&inputs.scale));
+        let offset = 0.05 * (location[1].abs() + scale[1]);
+        let ratio = ((20.0 + offset) / (10.0 + offset)).ln();
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        for step in 0..h {
+            let moved = step >= 2;
+            assert!(close(at(0, 0, step), if moved { ratio } else { 0.0 }), "ratio at {step}");
+            assert!(close(at(1, 0, step), if step >= 5 { ratio } else { 0.0 }), "lagged ratio at {step}");
+            assert!(close(at(2, 0, step), if moved { 1.0 } else { 0.0 }), "moved at {step}");
+            assert!(close(at(2, 1, step), if step >= 4 { 1.0 } else { 0.0 }), "deployed at {step}");
+        }
+        let pulse = 10.0 * (1.0 / scale[2] / 10.0).tanh();
+        let decayed = |step: usize| 10.0 * (pulse * (-((step - 4) as f32) / 3.0).exp() / 10.0).tanh();
+        assert!(
+            close(at(3, 1, 3), 0.0) && close(at(3, 1, 4), decayed(4)) && close(at(3, 1, 10), decayed(10))
+        );
+        assert!(at(3, 0, 15) > at(3, 0, 2), "a held change builds up");
+        assert!(features.iter().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -278,6 +278,41 @@ fn a_training_step_reaches_every_parameter() {
     assert_training_reaches_every_parameter(config(), 3, 2);
 }
 
+#[test]
+fn a_training_step_reaches_the_relative_action_path() {
+    assert_training_reaches_every_parameter(ModelConfig { relative_effects: true, ..config() }, 3, 2);
+}
+
+/// A saved model takes the relative action path for fine-tuning: its forecasts barely
+/// move (the fresh path starts almost closed), and any other difference is refused.
+#[test]
+fn the_relative_path_extends_a_saved_model() {
+    let device = Device::flex();
+    let input = batch(2, 48, 24, 50.0, 31);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = LoopedWorldModel::new(config(), &device).unwrap();
+    saved.save(dir.path()).unwrap();
+    let relative = ModelConfig { relative_effects: true, ..config() };
+    let extended = LoopedWorldModel::load_into(dir.path(), &relative, &device).unwrap().unwrap();
+    assert_eq!(extended.config(), &relative);
+    assert!(extended.parameter_count() > saved.parameter_count());
+    let (before, after) = (
+        saved.forecast(&input, &ForecastOptions::default()).unwrap(),
+        extended.forecast(&input, &ForecastOptions::default()).unwrap(),
+    );
+    let gap = before.values.iter().zip(&after.values).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(gap < 0.05, "the fresh path moved a forecast at level 50 by {gap}");
+    let unchanged = LoopedWorldModel::load_into(dir.path(), &config(), &device).unwrap().unwrap();
+    assert_eq!(unchanged.forecast(&input, &ForecastOptions::default()).unwrap(), before);
+    let wider = ModelConfig { d_model: 64, relative_effects: true, ..config() };
+    assert!(LoopedWorldModel::load_into(dir.path(), &wider, &device).unwrap().is_none());
+    extended.save(dir.path()).unwrap();
+    assert!(
+        LoopedWorldModel::load_into(dir.path(), &config(), &device).unwrap().is_none(),
+        "a path is dropped"
+    );
+}
+
 /// Every variant trains every weight it has when gradients flow through every loop (an
 /// unshared block only learns in the loops it runs with gradients).
 #[test]

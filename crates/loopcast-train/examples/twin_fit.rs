@@ -2,14 +2,16 @@
 //! parameters under the given paths (all of them when none is given) on the twin loss
 //! alone, over SRE steps a run never trained on, and prints the twin loss every 25 steps
 //! and the held-out scores at the end. `--blind` zeroes every action value instead (both
-//! twins then look alike, so the twin loss is that of predicting no effect at all):
-//! `cargo run --release -p loopcast-train --example twin_fit -- RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind]`
+//! twins then look alike, so the twin loss is that of predicting no effect at all).
+//! `--relative` adds the relative action path (`relative_effects`, fresh) to the model
+//! first, `--asinh` fits the bounded twin loss:
+//! `cargo run --release -p loopcast-train --example twin_fit -- RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh]`
 //! (for instance `… configs/train-small.toml models/loopcast-small 300 3e-3 effect_`).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Tensor;
-use loopcast_model::{DeviceKind, LoopedWorldModel};
+use loopcast_model::{DeviceKind, LoopedWorldModel, ModelConfig};
 use loopcast_train::data::{EVALUATION_SEEDS, Source, SreLayout, training_batch};
 use loopcast_train::{TrainConfig, ValidationSet, evaluate, step_loss};
 
@@ -46,13 +48,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bounded = args.iter().any(|a| a == "--asinh");
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [recipe, dir, steps, learning_rate, rest @ ..] = positional.as_slice() else {
-        return Err("usage: twin_fit RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind]".into());
+        return Err(
+            "usage: twin_fit RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh]".into(),
+        );
     };
     let (steps, learning_rate): (u64, f64) = (steps.parse()?, learning_rate.parse()?);
     let prefixes: Vec<String> =
         rest.first().map(|p| p.split(',').map(String::from).collect()).unwrap_or_default();
     let device = DeviceKind::Cpu.device()?.autodiff();
     let model = LoopedWorldModel::load(dir, &device)?;
+    let model = if args.iter().any(|a| a == "--relative") {
+        let config = ModelConfig { relative_effects: true, ..model.config().clone() };
+        LoopedWorldModel::load_into(dir, &config, &device)?
+            .ok_or("the model does not take the relative path")?
+    } else {
+        model
+    };
     let mut config = TrainConfig::from_file(recipe)?;
     config.model.config = model.config().clone();
     config.data.action_blind = blind;

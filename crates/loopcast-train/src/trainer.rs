@@ -133,17 +133,17 @@ pub fn train(
         }
         let network = match &options.init {
             Some(dir) => {
-                let start = LoopedWorldModel::load(dir, &device)?;
                 // The interval scale is fitted after training, not learned: a calibrated
-                // model starts a run like the uncalibrated one (at the recipe's scale).
-                let as_trained =
-                    ModelConfig { interval_scale: model_config.interval_scale, ..start.config().clone() };
-                if &as_trained != model_config {
-                    return Err(TrainError::Config {
+                // model starts a run like the uncalibrated one (at the recipe's scale). A
+                // recipe may add the relative action path, which starts from the seed.
+                let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+                device.seed(config.seed);
+                let start = LoopedWorldModel::load_into(dir, model_config, &device)?.ok_or_else(|| {
+                    TrainError::Config {
                         path: dir.clone(),
                         message: "the initial model's config is not the recipe's `model`".into(),
-                    });
-                }
+                    }
+                })?;
                 stable_ids(start.network().clone())
             }
             None => {

@@ -270,7 +270,8 @@ fn every_shipped_recipe_is_valid() {
 }
 
 /// A run started from a model's weights: with a learning rate of zero it exports that
-/// model's forecasts; a model of another shape is refused, naming the directory.
+/// model's forecasts; a recipe may add the relative action path; a model of another
+/// shape is refused, naming the directory.
 #[test]
 fn a_run_can_start_from_a_models_weights() {
     let (first, second, other) =
@@ -297,6 +298,14 @@ fn a_run_can_start_from_a_models_weights() {
         b.forecast(&window, &ForecastOptions::default()).unwrap(),
     );
     assert_eq!(x.values, y.values, "the run starts from the given weights");
+    // A recipe may add the relative action path to the weights it starts from.
+    let added = tempfile::tempdir().unwrap();
+    let mut relative = frozen.clone();
+    relative.model.config.relative_effects = true;
+    let from = TrainOptions { init: Some(start.clone()), ..options(added.path(), false) };
+    train(&relative, &from, &AtomicBool::new(false)).unwrap();
+    let c = LoopedWorldModel::load(added.path().join("model"), &device).unwrap();
+    assert!(c.config().relative_effects && c.parameter_count() > a.parameter_count());
 
     let mut wider = tiny(1);
     wider.model.config.d_model = 32;
