@@ -832,21 +832,12 @@ impl Network {
         states: Vec<Tensor<3>>,
         patches: &[usize],
     ) -> (Tensor<4>, Option<Tensor<4>>) {
-        let steps = states.len();
         let targets = inputs.targets;
-        let stacked: Tensor<4> = Tensor::stack(states, 1);
-        let [b, _, _, d] = stacked.dims();
+        let (normed, ids) = self.decoding_states(states, patches, targets);
+        let [b, steps, _, d] = normed.dims();
         let (p, q) = (self.patch_len, self.quantiles);
-        let device = stacked.device();
-        let normed = self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d]));
-        let ids = Tensor::<1, Int>::from_data(
-            TensorData::new(patches.iter().map(|k| *k as i64).collect::<Vec<_>>(), [steps]),
-            &device,
-        );
-        let per_patch = |x: Tensor<3>| {
-            let [rows, channels, len] = x.dims();
-            x.reshape([rows, channels, len / p, p]).select(2, ids.clone())
-        };
+        let device = normed.device();
+        let per_patch = |x: Tensor<3>| select_patches(x, &ids, p);
         let features = self.anchor_head.as_ref().map(|_| anchor_features(inputs, per_patch).swap_dims(1, 2));
         let raw = self.head.forward(normed.clone());
         let raw = match (&self.anchor_head, &features) {
@@ -958,15 +949,26 @@ impl Network {
         states: Vec<Tensor<3>>,
         patches: &[usize],
     ) -> Option<RelativeDesign> {
+        let (normed, ids) = self.decoding_states(states, patches, inputs.targets);
+        self.relative_design(inputs, actions, &normed, &ids)
+    }
+
+    /// The decoded patches' target states after the head's norm, `[B, S, T, d]`, and the
+    /// patches' indices `patches` as a tensor.
+    fn decoding_states(
+        &self,
+        states: Vec<Tensor<3>>,
+        patches: &[usize],
+        targets: usize,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
         let steps = states.len();
         let stacked: Tensor<4> = Tensor::stack(states, 1);
         let [b, _, _, d] = stacked.dims();
-        let normed = self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..inputs.targets, 0..d]));
         let ids = Tensor::<1, Int>::from_data(
             TensorData::new(patches.iter().map(|k| *k as i64).collect::<Vec<_>>(), [steps]),
-            &normed.device(),
+            &stacked.device(),
         );
-        self.relative_design(inputs, actions, &normed, &ids)
+        (self.head_norm.forward(stacked.slice([0..b, 0..steps, 0..targets, 0..d])), ids)
     }
 
     fn relative_design(
@@ -981,15 +983,11 @@ impl Network {
             return None;
         }
         let [b, _, targets, _] = normed.dims();
-        let p = self.patch_len;
-        let features = relative_features(inputs);
-        let [_, rows, len] = features.dims();
-        let features = features.reshape([b, rows, len / p, p]).select(2, ids.clone()).swap_dims(1, 2);
         Some(RelativeDesign {
             states: normed.clone(),
             // The rollout's tokens are `[B, A, K, d]`.
             tokens: norm.forward(actions.clone().select(2, ids.clone()).swap_dims(1, 2)),
-            features,
+            features: select_patches(relative_features(inputs), ids, self.patch_len).swap_dims(1, 2),
             level: target_level(inputs).reshape([b, targets]),
         })
     }
@@ -1016,6 +1014,12 @@ impl Network {
         set(self.relative_action.as_mut()?, action)?;
         Some(self)
     }
+}
+
+/// `x`, `[B, C, K·P]`, cut into patches of `p` steps, the patches `ids` kept: `[B, C, S, P]`.
+fn select_patches(x: Tensor<3>, ids: &Tensor<1, Int>, p: usize) -> Tensor<4> {
+    let [rows, channels, len] = x.dims();
+    x.reshape([rows, channels, len / p, p]).select(2, ids.clone())
 }
 
 /// What the relative action path reads ([`Network::relative_inputs`]).

@@ -77,6 +77,8 @@ fn affine(
     (mean, directions, spread): &(DVector<f64>, DMatrix<f64>, Vec<f64>),
 ) -> (Vec<f32>, Vec<f32>) {
     let (out, k, d) = (matrix.nrows(), spread.len(), mean.len());
+    // Each direction's value at the mean, which the whitening subtracts.
+    let centre: Vec<f64> = (0..k).map(|j| (0..d).map(|i| directions[(i, j)] * mean[i]).sum()).collect();
     let mut weight = vec![0f32; d * out];
     let mut bias = vec![0f32; out];
     for o in 0..out {
@@ -86,7 +88,7 @@ fn affine(
             for i in 0..d {
                 weight[i * out + o] += (c * directions[(i, j)]) as f32;
             }
-            constant -= c * (0..d).map(|i| directions[(i, j)] * mean[i]).sum::<f64>();
+            constant -= c * centre[j];
         }
         bias[o] = constant as f32;
     }

@@ -131,13 +131,14 @@ pub fn train(
                 out.display()
             )));
         }
+        // Fresh weights (all of them, or a path the initial model lacks) come from the seed.
+        let guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(config.seed);
         let network = match &options.init {
             Some(dir) => {
                 // The interval scale is fitted after training, not learned: a calibrated
                 // model starts a run like the uncalibrated one (at the recipe's scale). A
-                // recipe may add the relative action path, which starts from the seed.
-                let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-                device.seed(config.seed);
+                // recipe may add the relative action path.
                 let start = LoopedWorldModel::load_into(dir, model_config, &device)?.ok_or_else(|| {
                     TrainError::Config {
                         path: dir.clone(),
@@ -146,12 +147,9 @@ pub fn train(
                 })?;
                 stable_ids(start.network().clone())
             }
-            None => {
-                let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-                device.seed(config.seed);
-                stable_ids(Network::new(model_config, &device))
-            }
+            None => stable_ids(Network::new(model_config, &device)),
         };
+        drop(guard);
         let _ = fs::remove_file(out.join(LOG));
         (network, optimizer(config), 0, 0.0)
     };
