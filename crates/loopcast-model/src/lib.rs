@@ -38,5 +38,6 @@ pub use error::ModelError;
 pub use layers::MemoryKeys;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
 pub use network::{
-    Encoded, Inputs, LoopControl, Network, RELATIVE_FEATURES, RELATIVE_RANK, RelativeDesign, Rollout, Trace,
+    Encoded, Inputs, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES, RELATIVE_TARGET_KINDS,
+    RelativeDesign, Rollout, Trace,
 };

@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::activation::{sigmoid, softmax, softplus};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use loopcast_core::{Role, seasonal_naive_sources};
 
@@ -470,12 +470,15 @@ pub struct Network {
     effect_state: Option<Linear>,
     effect_action: Option<Linear>,
     effect_norm: Option<LayerNorm>,
-    /// The relative action path (`ModelConfig::relative_effects`): the target-state side
-    /// (`d → r`), the action-token side (`d → F·r`, one `r`-vector per feature), both
-    /// affine and starting near zero (the path is solved, `Network::with_relative_weights`),
-    /// and the action tokens' norm.
+    /// The relative action path (`ModelConfig::relative_effects`): which of
+    /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state, `d → K_t`) and
+    /// which of [`RELATIVE_ACTION_KINDS`] an action channel is (of its token, `d → K_a`),
+    /// the coefficient of each feature between the two kinds, with a constant on the
+    /// target side (`K_a → F·(K_t + 1)`, starting near zero; the path is solved,
+    /// `Network::with_relative_weights`), and the action tokens' norm.
     relative_state: Option<Linear>,
     relative_action: Option<Linear>,
+    relative_coefficients: Option<Linear>,
     relative_norm: Option<LayerNorm>,
 }
 
@@ -485,7 +488,7 @@ impl Network {
         let d = config.d_model;
         let hidden = d * config.mlp_ratio;
         let features = 2 * config.patch_len + 2;
-        Self {
+        let network = Self {
             patch_len: config.patch_len,
             quantiles: config.quantiles.len(),
             patch_encoder: ResidualMlp::new(
@@ -540,16 +543,30 @@ impl Network {
                 .action_effects
                 .then(|| LinearConfig::new(d, d).with_bias(false).init(device)),
             effect_norm: config.action_effects.then(|| LayerNormConfig::new(d).init(device)),
-            relative_state: config
-                .relative_effects
-                .then(|| LinearConfig::new(d, RELATIVE_RANK).with_initializer(ALMOST_CLOSED).init(device)),
-            relative_action: config.relative_effects.then(|| {
-                LinearConfig::new(d, RELATIVE_FEATURES * RELATIVE_RANK)
-                    .with_initializer(NEAR_ZERO)
-                    .init(device)
-            }),
-            relative_norm: config.relative_effects.then(|| LayerNormConfig::new(d).init(device)),
-        }
+            relative_state: None,
+            relative_action: None,
+            relative_coefficients: None,
+            relative_norm: None,
+        };
+        if config.relative_effects { network.with_relative_path(device) } else { network }
+    }
+
+    /// The same network with a relative action path of fresh weights
+    /// (`ModelConfig::relative_effects`) in place of the one it has, if any.
+    pub fn with_relative_path(mut self, device: &Device) -> Self {
+        let d = self.d_model();
+        self.relative_state =
+            Some(LinearConfig::new(d, RELATIVE_TARGET_KINDS).with_initializer(NEAR_ZERO).init(device));
+        self.relative_action =
+            Some(LinearConfig::new(d, RELATIVE_ACTION_KINDS).with_initializer(NEAR_ZERO).init(device));
+        self.relative_coefficients = Some(
+            LinearConfig::new(RELATIVE_ACTION_KINDS, RELATIVE_FEATURES * (RELATIVE_TARGET_KINDS + 1))
+                .with_bias(false)
+                .with_initializer(ALMOST_CLOSED)
+                .init(device),
+        );
+        self.relative_norm = Some(LayerNormConfig::new(d).init(device));
+        self
     }
 
     /// The same weights decoding intervals `scale` times as wide about the median
@@ -915,18 +932,15 @@ impl Network {
             _ => None,
         };
         let relative = self.relative_design(inputs, actions, &normed, &ids).map(|design| {
-            let (state_side, action_side) = (
-                self.relative_state.as_ref().expect("a design has weights"),
-                self.relative_action.as_ref().expect("a design has weights"),
-            );
-            let (a, f, r) = (inputs.roles.len() - targets, RELATIVE_FEATURES, RELATIVE_RANK);
+            let (a, f, r) = (design.tokens.dims()[2], RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1);
+            let state_kinds = target_kinds(weights(&self.relative_state), design.states);
             // `[B, S, A, F·r]` → `[B, S, F·A, r]`, in the features' order.
-            let tokens = action_side
-                .forward(design.tokens)
+            let tokens = weights(&self.relative_coefficients)
+                .forward(softmax(weights(&self.relative_action).forward(design.tokens), 3))
                 .reshape([b, steps, a, f, r])
                 .swap_dims(2, 3)
                 .reshape([b, steps, f * a, r]);
-            let coefficients = state_side.forward(design.states).matmul(tokens.swap_dims(2, 3));
+            let coefficients = state_kinds.matmul(tokens.swap_dims(2, 3));
             let effect = coefficients.matmul(design.features) * design.level.reshape([b, 1, targets, 1]);
             effect.swap_dims(1, 2).reshape([b, targets, steps * p, 1])
         });
@@ -938,9 +952,11 @@ impl Network {
     }
 
     /// What the relative action path reads for the decoded `patches` (`None` without the
-    /// path or without action and covariate channels): its coefficients are
-    /// `state_side(states) · action_side(tokens)` per feature, times the features and the
-    /// level. Public so the path can be fitted by least squares on a frozen network's
+    /// path or without action channels): its coefficients are
+    /// `[kinds(states), 1]ᵀ · C_f · kinds(tokens)` per feature `f`, times the features and
+    /// the level, where `kinds` is a softmax over the kinds' logits. Covariates are left to
+    /// the rest of the network: they are the same in every plan of a what-if, so twins
+    /// say nothing of their effect. Public so the path can be fitted by least squares on a frozen network's
     /// states ([`Network::with_relative_weights`]).
     pub fn relative_inputs(
         &self,
@@ -979,39 +995,52 @@ impl Network {
         ids: &Tensor<1, Int>,
     ) -> Option<RelativeDesign> {
         let norm = self.relative_norm.as_ref()?;
-        if inputs.roles.len() == inputs.targets {
+        let targets = inputs.targets;
+        let channels: Vec<i64> = (targets..inputs.roles.len())
+            .filter(|c| inputs.roles[*c] == Role::Action)
+            .map(|c| c as i64)
+            .collect();
+        if channels.is_empty() {
             return None;
         }
-        let [b, _, targets, _] = normed.dims();
+        let len = channels.len();
+        let channels = Tensor::<1, Int>::from_data(TensorData::new(channels, [len]), &normed.device());
+        let b = normed.dims()[0];
+        // The rollout's tokens are `[B, A, K, d]`, over the action and covariate channels.
+        let tokens = actions.clone().select(1, channels.clone().sub_scalar(targets as i64));
         Some(RelativeDesign {
             states: normed.clone(),
-            // The rollout's tokens are `[B, A, K, d]`.
-            tokens: norm.forward(actions.clone().select(2, ids.clone()).swap_dims(1, 2)),
-            features: select_patches(relative_features(inputs), ids, self.patch_len).swap_dims(1, 2),
+            tokens: norm.forward(tokens.select(2, ids.clone()).swap_dims(1, 2)),
+            features: select_patches(relative_features(inputs, channels), ids, self.patch_len)
+                .swap_dims(1, 2),
             level: target_level(inputs).reshape([b, targets]),
         })
     }
 
-    /// The same network with the relative path's weights replaced: the state side's
-    /// `[d, r]` weight and `[r]` bias, the action side's `[d, F·r]` and `[F·r]`.
-    /// `None` without the path or when a shape does not fit.
+    /// The same network with the relative path's weights replaced: the target kinds'
+    /// `[d, K_t]` weight and `[K_t]` bias, the action kinds' `[d, K_a]` and `[K_a]`, and the
+    /// coefficients' `[K_a, F·(K_t + 1)]` (row: the action kind; column: feature-major,
+    /// then the target kind, the last one the constant). `None` without the path or when a
+    /// shape does not fit.
     pub fn with_relative_weights(
         mut self,
         state: (Tensor<2>, Tensor<1>),
         action: (Tensor<2>, Tensor<1>),
+        coefficients: Tensor<2>,
     ) -> Option<Self> {
-        let set = |layer: &mut Linear, (weight, bias): (Tensor<2>, Tensor<1>)| {
+        let set = |layer: &mut Linear, weight: Tensor<2>, bias: Option<Tensor<1>>| {
             if weight.dims() != layer.weight.val().dims()
-                || Some(bias.dims()) != layer.bias.as_ref().map(|b| b.val().dims())
+                || bias.as_ref().map(|b| b.dims()) != layer.bias.as_ref().map(|b| b.val().dims())
             {
                 return None;
             }
             layer.weight = Param::from_tensor(weight);
-            layer.bias = Some(Param::from_tensor(bias));
+            layer.bias = bias.map(Param::from_tensor);
             Some(())
         };
-        set(self.relative_state.as_mut()?, state)?;
-        set(self.relative_action.as_mut()?, action)?;
+        set(self.relative_state.as_mut()?, state.0, Some(state.1))?;
+        set(self.relative_action.as_mut()?, action.0, Some(action.1))?;
+        set(self.relative_coefficients.as_mut()?, coefficients, None)?;
         Some(self)
     }
 }
@@ -1027,7 +1056,7 @@ fn select_patches(x: Tensor<3>, ids: &Tensor<1, Int>, p: usize) -> Tensor<4> {
 pub struct RelativeDesign {
     /// The targets' normalised states, `[B, S, T, d]`.
     pub states: Tensor<4>,
-    /// The action and covariate channels' normalised tokens, `[B, S, A, d]`.
+    /// The action channels' normalised tokens, `[B, S, A, d]`.
     pub tokens: Tensor<4>,
     /// The features, `[B, S, F·A, P]`, feature-major ([`RELATIVE_FEATURES`]).
     pub features: Tensor<4>,
@@ -1035,11 +1064,29 @@ pub struct RelativeDesign {
     pub level: Tensor<2>,
 }
 
-/// Rank of the relative path's coefficients: the state and each feature's action side
-/// meet in this many dimensions.
-pub const RELATIVE_RANK: usize = 16;
+/// Kinds of target the relative path tells apart: a target's effect from an action is a
+/// coefficient per kind of target, kind of action and feature, so a traffic shift can
+/// move a request rate and leave memory alone (the SRE world has seven targets).
+pub const RELATIVE_TARGET_KINDS: usize = 7;
 
-/// Features per action or covariate channel of the relative path ([`relative_features`]).
+/// Kinds of action channel the relative path tells apart (the SRE world has four).
+pub const RELATIVE_ACTION_KINDS: usize = 4;
+
+/// A relative path layer, which a network with a relative design has.
+fn weights(layer: &Option<Linear>) -> &Linear {
+    layer.as_ref().expect("a design has weights")
+}
+
+/// The shares of the target states `x`'s kinds, a softmax of their logits through
+/// `layer`, with a constant 1 appended: `[.., K_t + 1]`.
+fn target_kinds(layer: &Linear, x: Tensor<4>) -> Tensor<4> {
+    let shares = softmax(layer.forward(x), 3);
+    let [b, s, n, _] = shares.dims();
+    let ones = Tensor::ones([b, s, n, 1], &shares.device());
+    Tensor::cat(vec![shares, ones], 3)
+}
+
+/// Features per action channel of the relative path ([`relative_features`]).
 pub const RELATIVE_FEATURES: usize = 4;
 
 /// Steps back of the relative path's lagged ratio (a replica change loads CPU at once and
@@ -1060,7 +1107,7 @@ fn target_level(inputs: &Inputs) -> Tensor<3> {
 }
 
 /// The relative path's features over the padded future, `[B, F·A, K·P]` (feature-major),
-/// per action or covariate channel and step, zero where the plan is unknown:
+/// per action channel (of `channels`) and step, zero where the plan is unknown:
 /// 1. the log ratio of the planned value to the last observed one, in the data's units,
 ///    each offset by a twentieth of the channel's typical magnitude (|mean| + spread), so
 ///    a channel at zero has a ratio, clipped to ±3;
@@ -1071,18 +1118,18 @@ fn target_level(inputs: &Inputs) -> Tensor<3> {
 ///
 /// Between two plans for one history, each differences out to a comparison of the two
 /// plans (their ratio, which of them deployed and how recently).
-fn relative_features(inputs: &Inputs) -> Tensor<3> {
-    let [b, c, len] = inputs.future.dims();
-    let t = inputs.targets;
+fn relative_features(inputs: &Inputs, channels: Tensor<1, Int>) -> Tensor<3> {
+    let [b, _, len] = inputs.future.dims();
+    let a = channels.dims()[0];
     let device = inputs.future.device();
-    let channels = |x: &Tensor<3>, steps: usize| x.clone().slice([0..b, t..c, 0..steps]);
+    let channels =
+        |x: &Tensor<3>, steps: usize| x.clone().select(1, channels.clone()).slice([0..b, 0..a, 0..steps]);
     let (location, scale) = (channels(&inputs.location, 1), channels(&inputs.scale, 1));
     let known = channels(&inputs.future_mask, len);
     let (planned, last) = (channels(&inputs.future, len), channels(&inputs.last, 1));
     let offset = (location.clone().abs() + scale.clone()).mul_scalar(0.05);
     let magnitude = |x: Tensor<3>| (x * scale.clone() + location.clone()).abs() + offset.clone();
     let ratio = (magnitude(planned.clone()) / magnitude(last.clone())).log().clamp(-3.0, 3.0) * known.clone();
-    let a = c - t;
     let lag = RELATIVE_LAG.min(len);
     let lagged = Tensor::cat(
         vec![Tensor::zeros([b, a, lag], &device), ratio.clone().slice([0..b, 0..a, 0..len - lag])],
@@ -1201,7 +1248,8 @@ mod tests {
         let device = Device::flex();
         let inputs = Inputs::new(&batch, &config, &device);
         let read = |x: &Tensor<3>| x.clone().into_data().try_to_vec::<f32>().unwrap();
-        let features = read(&relative_features(&inputs));
+        let actions = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &device);
+        let features = read(&relative_features(&inputs, actions));
         let at = |feature: usize, action: usize, step: usize| features[(feature * 2 + action) * h + step];
         let (location, scale) = (read(&inputs.location), read(&inputs.scale));
         let offset = 0.05 * (location[1].abs() + scale[1]);

@@ -313,6 +313,37 @@ fn the_relative_path_extends_a_saved_model() {
     );
 }
 
+/// The relative path reads the action channels only: a covariate's plan is the same in
+/// every what-if, so twins say nothing of its effect, and a batch with covariates alone
+/// has no relative design.
+#[test]
+fn the_relative_path_reads_actions_not_covariates() {
+    let device = Device::flex();
+    let config = ModelConfig { relative_effects: true, ..config() };
+    let model = LoopedWorldModel::new(config.clone(), &device).unwrap();
+    let network = model.network();
+    let with_roles = |roles: Vec<Role>| {
+        let input = batch(2, 48, 24, 50.0, 31);
+        let (values, observed) = input.context_arrays();
+        let (future, known) = input.future_arrays();
+        ModelBatch::new(roles, 2, 48, 24, values.to_vec(), observed.to_vec(), future.to_vec(), known.to_vec())
+            .unwrap()
+    };
+    let design = |batch: &ModelBatch| {
+        let inputs = Inputs::new(batch, &config, &device);
+        let encoded = network.encode(&inputs);
+        let memory = network.memory_keys(encoded.memory);
+        let control = loopcast_model::LoopControl { min_loops: 1, max_loops: 2, exit_threshold: 0.5 };
+        let rollout = network.rollout(&inputs, encoded.state, memory, control);
+        let patches: Vec<usize> = (0..rollout.states.len()).collect();
+        network.relative_inputs(&inputs, &rollout.actions, rollout.states, &patches)
+    };
+    let action = design(&with_roles(vec![Role::Target, Role::Action, Role::Covariate])).unwrap();
+    assert_eq!(action.tokens.dims()[2], 1, "one action channel");
+    assert_eq!(action.features.dims()[2], loopcast_model::RELATIVE_FEATURES);
+    assert!(design(&with_roles(vec![Role::Target, Role::Covariate, Role::Covariate])).is_none());
+}
+
 /// Every variant trains every weight it has when gradients flow through every loop (an
 /// unshared block only learns in the loops it runs with gradients).
 #[test]

@@ -33,6 +33,9 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// Held-out validation.
     pub validation: ValidationConfig,
+    /// What is solved after training rather than learned (none when absent).
+    #[serde(default)]
+    pub effects: EffectsConfig,
     /// Optimiser steps between checkpoints (a checkpoint is also written on interrupt and
     /// at the end).
     pub checkpoint_every: u64,
@@ -191,6 +194,16 @@ pub struct ValidationConfig {
     pub keep_best: bool,
 }
 
+/// Action effects solved after training, on the kept and calibrated weights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectsConfig {
+    /// Add the relative action path (`docs/MODEL.md`, item 11) and fit it by least squares
+    /// on this many SRE twin pairs drawn like the recipe's (0: no path).
+    #[serde(default)]
+    pub relative_pairs: usize,
+}
+
 impl TrainConfig {
     /// Reads and checks a config file; a model config given as a path is read relative to
     /// the file's directory.
@@ -282,6 +295,20 @@ impl TrainConfig {
         }
         if self.data.contexts.is_empty() || self.data.horizons.is_empty() {
             return Err("`data.contexts` and `data.horizons` need at least one value each".into());
+        }
+        if self.effects.relative_pairs > 0 {
+            if model.relative_effects {
+                return Err("`effects.relative_pairs` fits the relative path onto a model without one, but \
+                            `model.relative_effects` is on"
+                    .into());
+            }
+            let d = &self.data;
+            if d.sre_share == 0.0 || d.drop_actions_share == 1.0 || d.target_subset_share == 1.0 {
+                return Err("`effects.relative_pairs` needs SRE twins with every target and action: \
+                            `data.sre_share` above 0, `data.drop_actions_share` and \
+                            `data.target_subset_share` below 1"
+                    .into());
+            }
         }
         Ok(())
     }

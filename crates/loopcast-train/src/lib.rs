@@ -13,14 +13,16 @@ mod config;
 pub mod data;
 mod error;
 mod loss;
+mod relative;
 mod trainer;
 mod validate;
 
 pub use config::{
-    DataConfig, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig, TwinScale,
+    DataConfig, EffectsConfig, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig, TwinScale,
     ValidationConfig,
 };
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
+pub use relative::{RelativeFit, fit_relative_path};
 pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train};
 pub use validate::{ValidationReport, ValidationSet, evaluate, fitted_interval_scale};

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{EVALUATION_SEEDS, Source, SreLayout, VALIDATION_SEEDS, training_batch};
 use crate::{
-    LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fitted_interval_scale,
-    step_loss,
+    LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fit_relative_path,
+    fitted_interval_scale, step_loss,
 };
 
 /// Where and how a run goes.
@@ -255,6 +255,16 @@ pub fn train(
     } else {
         None
     };
+    // The relative path moves every quantile alike, so it leaves the intervals' widths
+    // (and so the calibration) as they are.
+    let relative_fit = match config.effects.relative_pairs {
+        0 => None,
+        pairs => {
+            let (fitted, fit) = fit_relative_path(&model, config, pairs, options.progress)?;
+            model = fitted;
+            Some(fit)
+        }
+    };
     let model_dir = out.join("model");
     model.save(&model_dir)?;
     let held_out = ValidationSet::new(
@@ -272,6 +282,7 @@ pub fn train(
         "validation": last_validation,
         "selected": best,
         "calibration": calibration,
+        "relative_fit": relative_fit,
         "evaluation": evaluation,
     });
     write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary).expect("serialises"))?;

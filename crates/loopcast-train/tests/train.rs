@@ -317,3 +317,54 @@ fn a_run_can_start_from_a_models_weights() {
     .unwrap_err();
     assert!(err.to_string().contains("model"), "{err}");
 }
+
+/// `effects.relative_pairs` adds the relative action path after training and solves it:
+/// the shipped model has the path and the summary says how the fit went; the fit moves the
+/// forecast of a twin whose plan departs, leaves a series without actions as it was, and
+/// refuses a model that has the path already. A recipe that cannot draw full twins for it
+/// is refused, naming the field.
+#[test]
+fn a_recipe_fits_the_relative_path_after_training() {
+    let (plain, fitted_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut recipe = tiny(6);
+    train(&recipe, &options(plain.path(), false), &AtomicBool::new(false)).unwrap();
+    recipe.effects.relative_pairs = 16;
+    recipe.validate().unwrap();
+    train(&recipe, &options(fitted_dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let device = DeviceKind::Cpu.device().unwrap();
+    let shipped = LoopedWorldModel::load(fitted_dir.path().join("model"), &device).unwrap();
+    assert!(shipped.config().relative_effects);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fitted_dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let fit = &summary["relative_fit"];
+    assert!(fit["pairs"].as_u64().unwrap() >= 16 && fit["cells"].as_u64().unwrap() > 0, "{fit}");
+    assert!(fit["r_squared"].as_f64().unwrap().is_finite(), "{fit}");
+
+    let base = LoopedWorldModel::load(plain.path().join("model"), &device).unwrap();
+    let (fitted, _) = loopcast_train::fit_relative_path(&base, &recipe, 16, false).unwrap();
+    let (twins, _) = loopcast_train::data::sre_windows(
+        &[11],
+        64,
+        16,
+        loopcast_core::Frequency::minutes(5),
+        &loopcast_train::data::SreLayout::full(),
+    )
+    .unwrap();
+    let prior = loopcast_train::data::prior_windows(&[3], 64, 16, 1, None).unwrap();
+    let forecast =
+        |model: &LoopedWorldModel, batch| model.forecast(batch, &ForecastOptions::default()).unwrap();
+    assert_eq!(
+        forecast(&fitted, &twins).values,
+        forecast(&shipped, &twins).values,
+        "the run's fit is this solve"
+    );
+    assert_ne!(forecast(&base, &twins).values, forecast(&fitted, &twins).values, "the path moves effects");
+    assert_eq!(forecast(&base, &prior).values, forecast(&fitted, &prior).values, "no actions, no path");
+    assert!(loopcast_train::fit_relative_path(&fitted, &recipe, 16, false).is_err());
+
+    let mut blind = recipe.clone();
+    blind.data.sre_share = 0.0;
+    let message = blind.validate().unwrap_err();
+    assert!(message.contains("effects.relative_pairs"), "{message}");
+}
