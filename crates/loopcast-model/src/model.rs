@@ -307,21 +307,7 @@ impl LoopedWorldModel {
         if &comparable != config || (saved.config.relative_effects && !config.relative_effects) {
             return Ok(None);
         }
-        if !adds_path {
-            return Ok(Some(Self::from_network(saved.network, config.clone(), device)));
-        }
-        let weights = dir.as_ref().join(WEIGHTS_FILE);
-        let mut store = BurnpackStore::from_file(&weights).allow_partial(true);
-        let mut network = Network::new(config, device);
-        let result = network.load_from(&mut store).map_err(|e| ModelError::Checkpoint {
-            path: weights.clone(),
-            message: shorten(format!("{e:?}")),
-        })?;
-        // Only the added path may be missing: the rest was checked by `load`.
-        let foreign = result.missing.iter().find(|(path, _)| !path.starts_with("relative_"));
-        if let Some((path, _)) = foreign {
-            return Err(ModelError::Checkpoint { path: weights, message: format!("misses {path}") });
-        }
+        let network = if adds_path { saved.network.with_relative_path(device) } else { saved.network };
         Ok(Some(Self::from_network(network, config.clone(), device)))
     }
 

@@ -956,8 +956,8 @@ impl Network {
     /// `[kinds(states), 1]ᵀ · C_f · kinds(tokens)` per feature `f`, times the features and
     /// the level, where `kinds` is a softmax over the kinds' logits. Covariates are left to
     /// the rest of the network: they are the same in every plan of a what-if, so twins
-    /// say nothing of their effect. Public so the path can be fitted by least squares on a frozen network's
-    /// states ([`Network::with_relative_weights`]).
+    /// say nothing of their effect. Public so the path can be fitted by least squares on a
+    /// frozen network's states ([`Network::with_relative_weights`]).
     pub fn relative_inputs(
         &self,
         inputs: &Inputs,
