@@ -39,5 +39,5 @@ pub use layers::MemoryKeys;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
 pub use network::{
     Encoded, Inputs, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES, RELATIVE_TARGET_KINDS,
-    RelativeDesign, Rollout, Trace,
+    RELATIVE_UNITS, RelativeDesign, Rollout, Trace,
 };

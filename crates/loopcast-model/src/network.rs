@@ -473,8 +473,8 @@ pub struct Network {
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state, `d → K_t`) and
     /// which of [`RELATIVE_ACTION_KINDS`] an action channel is (of its token, `d → K_a`),
-    /// the coefficient of each feature between the two kinds, with a constant on the
-    /// target side (`K_a → F·(K_t + 1)`, starting near zero; the path is solved,
+    /// the coefficient of each unit and feature between the two kinds, with a constant on
+    /// the target side (`K_a → U·F·(K_t + 1)`, starting near zero; the path is solved,
     /// `Network::with_relative_weights`), and the action tokens' norm.
     relative_state: Option<Linear>,
     relative_action: Option<Linear>,
@@ -560,10 +560,13 @@ impl Network {
         self.relative_action =
             Some(LinearConfig::new(d, RELATIVE_ACTION_KINDS).with_initializer(NEAR_ZERO).init(device));
         self.relative_coefficients = Some(
-            LinearConfig::new(RELATIVE_ACTION_KINDS, RELATIVE_FEATURES * (RELATIVE_TARGET_KINDS + 1))
-                .with_bias(false)
-                .with_initializer(ALMOST_CLOSED)
-                .init(device),
+            LinearConfig::new(
+                RELATIVE_ACTION_KINDS,
+                RELATIVE_UNITS * RELATIVE_FEATURES * (RELATIVE_TARGET_KINDS + 1),
+            )
+            .with_bias(false)
+            .with_initializer(ALMOST_CLOSED)
+            .init(device),
         );
         self.relative_norm = Some(LayerNormConfig::new(d).init(device));
         self
@@ -852,9 +855,74 @@ impl Network {
         let targets = inputs.targets;
         let (normed, ids) = self.decoding_states(states, patches, targets);
         let [b, steps, _, d] = normed.dims();
+        let p = self.patch_len;
+        let per_patch = |x: Tensor<3>| select_patches(x, &ids, p);
+        let quantiles = self.plain_quantiles(inputs, &normed, &ids);
+        let has_plans = inputs.roles.len() > targets;
+        let additive = match (&self.effect_state, &self.effect_action, &self.effect_norm) {
+            (Some(state_side), Some(action_side), Some(norm)) if has_plans => {
+                let c = inputs.roles.len();
+                let len = inputs.future.dims()[2];
+                // The plan's change of every action and covariate channel from its last
+                // observed value, `[B, S, A, P]`, zero where the plan is unknown.
+                let change = (inputs.future.clone().slice([0..b, targets..c, 0..len])
+                    - inputs.last.clone().slice([0..b, targets..c, 0..1]))
+                    * inputs.future_mask.clone().slice([0..b, targets..c, 0..len]);
+                let change = per_patch(change).swap_dims(1, 2);
+                let tokens = action_side.forward(norm.forward(actions.clone().select(2, ids.clone())));
+                let coefficients = state_side
+                    .forward(normed.clone())
+                    .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
+                    .div_scalar((d as f32).sqrt());
+                let effect = coefficients.matmul(change).swap_dims(1, 2).reshape([b, targets, steps * p, 1]);
+                // Anchored, the effect is in the same unit as the offsets: in scaled units,
+                // a coefficient of 10⁻⁵ on a queue that an incident scaled by 10⁵ moved the
+                // forecast by a hundred times seasonal naive's error.
+                Some(if self.anchor {
+                    effect * inputs.naive_error.clone().reshape([b, targets, 1, 1])
+                } else {
+                    effect
+                })
+            }
+            _ => None,
+        };
+        let relative = self.relative_design(inputs, actions, &normed, &ids, &quantiles).map(|design| {
+            let (a, f, r) = (design.tokens.dims()[2], RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1);
+            let state_kinds = target_kinds(weights(&self.relative_state), design.states);
+            // `[B, S, A, U·F·r]`: per unit, `[B, S, F·A, r]` in the features' order.
+            let tokens = weights(&self.relative_coefficients)
+                .forward(softmax(weights(&self.relative_action).forward(design.tokens), 3));
+            let effect = (0..RELATIVE_UNITS)
+                .map(|u| {
+                    let tokens = tokens
+                        .clone()
+                        .slice([0..b, 0..steps, 0..a, u * f * r..(u + 1) * f * r])
+                        .reshape([b, steps, a, f, r])
+                        .swap_dims(2, 3)
+                        .reshape([b, steps, f * a, r]);
+                    let coefficients = state_kinds.clone().matmul(tokens.swap_dims(2, 3));
+                    let unit = design.units.clone().slice([0..b, 0..steps, 0..targets, u * p..(u + 1) * p]);
+                    coefficients.matmul(design.features.clone()) * unit
+                })
+                .reduce(|x, y| x + y)
+                .expect("at least one unit");
+            effect.swap_dims(1, 2).reshape([b, targets, steps * p, 1])
+        });
+        let effect = match (additive, relative) {
+            (Some(additive), Some(relative)) => Some(additive + relative),
+            (additive, relative) => additive.or(relative),
+        };
+        (quantiles, effect)
+    }
+
+    /// The quantiles of the decoded patches' normalised target states `normed` (patches
+    /// `ids`) without any action effect, `[B, T, S·P, Q]` in scaled units.
+    fn plain_quantiles(&self, inputs: &Inputs, normed: &Tensor<4>, ids: &Tensor<1, Int>) -> Tensor<4> {
+        let targets = inputs.targets;
+        let [b, steps, _, _] = normed.dims();
         let (p, q) = (self.patch_len, self.quantiles);
         let device = normed.device();
-        let per_patch = |x: Tensor<3>| select_patches(x, &ids, p);
+        let per_patch = |x: Tensor<3>| select_patches(x, ids, p);
         let features = self.anchor_head.as_ref().map(|_| anchor_features(inputs, per_patch).swap_dims(1, 2));
         let raw = self.head.forward(normed.clone());
         let raw = match (&self.anchor_head, &features) {
@@ -894,7 +962,7 @@ impl Network {
         };
         let quantiles =
             quantiles.reshape([b, steps, targets, p, q]).swap_dims(1, 2).reshape([b, targets, steps * p, q]);
-        let quantiles = if self.anchor {
+        if self.anchor {
             // Offsets in units of the series' own typical seasonal naive error: a series
             // that repeats its seasons exactly (flat, or strictly periodic) keeps the
             // anchor exactly, with no spread.
@@ -902,59 +970,14 @@ impl Network {
             quantiles * unit + per_patch(inputs.anchor.clone()).reshape([b, targets, steps * p, 1])
         } else {
             quantiles
-        };
-        let has_plans = inputs.roles.len() > targets;
-        let additive = match (&self.effect_state, &self.effect_action, &self.effect_norm) {
-            (Some(state_side), Some(action_side), Some(norm)) if has_plans => {
-                let c = inputs.roles.len();
-                let len = inputs.future.dims()[2];
-                // The plan's change of every action and covariate channel from its last
-                // observed value, `[B, S, A, P]`, zero where the plan is unknown.
-                let change = (inputs.future.clone().slice([0..b, targets..c, 0..len])
-                    - inputs.last.clone().slice([0..b, targets..c, 0..1]))
-                    * inputs.future_mask.clone().slice([0..b, targets..c, 0..len]);
-                let change = per_patch(change).swap_dims(1, 2);
-                let tokens = action_side.forward(norm.forward(actions.clone().select(2, ids.clone())));
-                let coefficients = state_side
-                    .forward(normed.clone())
-                    .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
-                    .div_scalar((d as f32).sqrt());
-                let effect = coefficients.matmul(change).swap_dims(1, 2).reshape([b, targets, steps * p, 1]);
-                // Anchored, the effect is in the same unit as the offsets: in scaled units,
-                // a coefficient of 10⁻⁵ on a queue that an incident scaled by 10⁵ moved the
-                // forecast by a hundred times seasonal naive's error.
-                Some(if self.anchor {
-                    effect * inputs.naive_error.clone().reshape([b, targets, 1, 1])
-                } else {
-                    effect
-                })
-            }
-            _ => None,
-        };
-        let relative = self.relative_design(inputs, actions, &normed, &ids).map(|design| {
-            let (a, f, r) = (design.tokens.dims()[2], RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1);
-            let state_kinds = target_kinds(weights(&self.relative_state), design.states);
-            // `[B, S, A, F·r]` → `[B, S, F·A, r]`, in the features' order.
-            let tokens = weights(&self.relative_coefficients)
-                .forward(softmax(weights(&self.relative_action).forward(design.tokens), 3))
-                .reshape([b, steps, a, f, r])
-                .swap_dims(2, 3)
-                .reshape([b, steps, f * a, r]);
-            let coefficients = state_kinds.matmul(tokens.swap_dims(2, 3));
-            let effect = coefficients.matmul(design.features) * design.level.reshape([b, 1, targets, 1]);
-            effect.swap_dims(1, 2).reshape([b, targets, steps * p, 1])
-        });
-        let effect = match (additive, relative) {
-            (Some(additive), Some(relative)) => Some(additive + relative),
-            (additive, relative) => additive.or(relative),
-        };
-        (quantiles, effect)
+        }
     }
 
     /// What the relative action path reads for the decoded `patches` (`None` without the
     /// path or without action channels): its coefficients are
-    /// `[kinds(states), 1]ᵀ · C_f · kinds(tokens)` per feature `f`, times the features and
-    /// the level, where `kinds` is a softmax over the kinds' logits. Covariates are left to
+    /// `[kinds(states), 1]ᵀ · C_{u,f} · kinds(tokens)` per unit `u` and feature `f`, times
+    /// the features and the unit, where `kinds` is a softmax over the kinds' logits and
+    /// the units are read off the history and the plain forecast. Covariates are left to
     /// the rest of the network: they are the same in every plan of a what-if, so twins
     /// say nothing of their effect. Public so the path can be fitted by least squares on a
     /// frozen network's states ([`Network::with_relative_weights`]).
@@ -966,7 +989,8 @@ impl Network {
         patches: &[usize],
     ) -> Option<RelativeDesign> {
         let (normed, ids) = self.decoding_states(states, patches, inputs.targets);
-        self.relative_design(inputs, actions, &normed, &ids)
+        let quantiles = self.plain_quantiles(inputs, &normed, &ids);
+        self.relative_design(inputs, actions, &normed, &ids, &quantiles)
     }
 
     /// The decoded patches' target states after the head's norm, `[B, S, T, d]`, and the
@@ -993,6 +1017,7 @@ impl Network {
         actions: &Tensor<4>,
         normed: &Tensor<4>,
         ids: &Tensor<1, Int>,
+        quantiles: &Tensor<4>,
     ) -> Option<RelativeDesign> {
         let norm = self.relative_norm.as_ref()?;
         let targets = inputs.targets;
@@ -1014,13 +1039,14 @@ impl Network {
             features: select_patches(relative_features(inputs, channels), ids, self.patch_len)
                 .swap_dims(1, 2),
             level: target_level(inputs).reshape([b, targets]),
+            units: relative_units(inputs, median_of(quantiles, self.median), self.patch_len),
         })
     }
 
     /// The same network with the relative path's weights replaced: the target kinds'
     /// `[d, K_t]` weight and `[K_t]` bias, the action kinds' `[d, K_a]` and `[K_a]`, and the
-    /// coefficients' `[K_a, F·(K_t + 1)]` (row: the action kind; column: feature-major,
-    /// then the target kind, the last one the constant). `None` without the path or when a
+    /// coefficients' `[K_a, U·F·(K_t + 1)]` (row: the action kind; column: unit-major, then
+    /// the feature, then the target kind, the last one the constant). `None` without the path or when a
     /// shape does not fit.
     pub fn with_relative_weights(
         mut self,
@@ -1060,8 +1086,11 @@ pub struct RelativeDesign {
     pub tokens: Tensor<4>,
     /// The features, `[B, S, F·A, P]`, feature-major ([`RELATIVE_FEATURES`]).
     pub features: Tensor<4>,
-    /// Each target's level in scaled units, `[B, T]`: the effect is a fraction of it.
+    /// Each target's level in scaled units, `[B, T]`.
     pub level: Tensor<2>,
+    /// What each target's effect is a multiple of, per step ([`RELATIVE_UNITS`] of them,
+    /// in scaled units), `[B, S, T, U·P]`, unit-major.
+    pub units: Tensor<4>,
 }
 
 /// Kinds of target the relative path tells apart: a target's effect from an action is a
@@ -1096,8 +1125,40 @@ const RELATIVE_LAG: usize = 3;
 /// Steps over which the relative path's decayed change falls by `1/e`.
 const RELATIVE_DECAY: f32 = 3.0;
 
+/// Units per target and step that the relative path's effects are multiples of
+/// ([`relative_units`]).
+pub const RELATIVE_UNITS: usize = 2;
+
+/// The relative path's units, `[B, S, T, U·P]` (unit-major), in scaled units and at most
+/// 100, from the history and `median`, the plain forecast's median `[B, T, S·P, 1]`:
+/// 1. the target's level, `|location| / scale`: an effect in proportion to the history's
+///    level (a replica step moves CPU by a share of what it was);
+/// 2. its forecast excess over the lowest observed context value (at least 0): what is
+///    expected to sit above the target's floor at that step (the leaked memory a restart
+///    frees, the queueing part of a latency, a backlog).
+///
+/// (The forecast's own level and a unit of one were tried as well and not kept:
+/// `docs/MODEL.md`, "Units of the relative path".)
+fn relative_units(inputs: &Inputs, median: Tensor<4>, p: usize) -> Tensor<4> {
+    let [b, t, len, _] = median.dims();
+    let l = inputs.context.dims()[2];
+    let observed = inputs.context_mask.clone().slice([0..b, 0..t, 0..l]);
+    // Unobserved cells sit far above any value, so a target never observed has no excess.
+    let floor = (inputs.context.clone().slice([0..b, 0..t, 0..l]) + (observed.neg() + 1.0) * 1e9).min_dim(2);
+    let level = target_level(inputs).repeat_dim(2, len);
+    let excess = (median.reshape([b, t, len]) - floor).clamp(0.0, 100.0);
+    let per_step = |x: Tensor<3>| x.reshape([b, t, len / p, p]).swap_dims(1, 2);
+    Tensor::cat(vec![per_step(level), per_step(excess)], 3)
+}
+
+/// The quantiles' level `median`, `[B, T, S·P, 1]`.
+fn median_of(quantiles: &Tensor<4>, median: usize) -> Tensor<4> {
+    let [b, t, len, _] = quantiles.dims();
+    quantiles.clone().slice([0..b, 0..t, 0..len, median..median + 1])
+}
+
 /// Each target's level in scaled units, `|location| / scale` (at most 100), `[B, T, 1]`:
-/// what the relative path's effect is a fraction of.
+/// the first of the relative path's units.
 fn target_level(inputs: &Inputs) -> Tensor<3> {
     let [b, _, _] = inputs.location.dims();
     let t = inputs.targets;
@@ -1269,6 +1330,43 @@ mod tests {
         );
         assert!(at(3, 0, 15) > at(3, 0, 2), "a held change builds up");
         assert!(features.iter().all(|v| v.is_finite()));
+    }
+
+    /// The relative path's units: the target's level, repeated, and the median's excess
+    /// over the lowest observed context value, never below zero; a target never observed
+    /// has no excess.
+    #[test]
+    fn relative_units_are_the_level_and_the_excess_over_the_floor() {
+        let (l, h) = (8, 4);
+        let roles = vec![Role::Target, Role::Target, Role::Action];
+        let mut values: Vec<f32> = vec![50.0, 40.0, 20.0, 60.0, 45.0, 52.0, 70.0, 30.0];
+        values.extend(vec![7.0; l]);
+        values.extend(vec![3.0; l]);
+        let mut observed = vec![true; 3 * l];
+        observed[2] = false; // the 20 is a gap: the floor is 30
+        observed[l..2 * l].iter_mut().for_each(|o| *o = false);
+        let known: Vec<bool> = (0..3 * h).map(|i| i >= 2 * h).collect();
+        let batch = ModelBatch::new(roles, 1, l, h, values, observed, vec![3.0; 3 * h], known).unwrap();
+        let config = ModelConfig { patch_len: 2, ..ModelConfig::small() };
+        let device = Device::flex();
+        let inputs = Inputs::new(&batch, &config, &device);
+        let read = |x: Tensor<3>| x.into_data().try_to_vec::<f32>().unwrap();
+        let (location, scale) = (read(inputs.location.clone()), read(inputs.scale.clone()));
+        // The median in scaled units: 80, 30, 10 and 55 in the data's.
+        let median: Vec<f32> =
+            [80.0, 30.0, 10.0, 55.0].iter().map(|v| (v - location[0]) / scale[0]).collect();
+        let median =
+            Tensor::<4>::from_data(TensorData::new([median, vec![0.0; h]].concat(), [1, 2, h, 1]), &device);
+        let units = relative_units(&inputs, median, 2).into_data().try_to_vec::<f32>().unwrap();
+        // `[1, S = 2, T = 2, U·P = 4]`.
+        let at = |s: usize, t: usize, u: usize, step: usize| units[(s * 2 + t) * 4 + u * 2 + step];
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        for (i, excess) in [50.0, 0.0, 0.0, 25.0].iter().enumerate() {
+            let (s, step) = (i / 2, i % 2);
+            assert!(close(at(s, 0, 0, step), location[0].abs() / scale[0]), "level at {i}");
+            assert!(close(at(s, 0, 1, step), excess / scale[0]), "excess at {i}");
+            assert_eq!(at(s, 1, 1, step), 0.0, "a target never observed has no excess");
+        }
     }
 
     #[test]

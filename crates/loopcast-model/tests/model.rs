@@ -341,6 +341,7 @@ fn the_relative_path_reads_actions_not_covariates() {
     let action = design(&with_roles(vec![Role::Target, Role::Action, Role::Covariate])).unwrap();
     assert_eq!(action.tokens.dims()[2], 1, "one action channel");
     assert_eq!(action.features.dims()[2], loopcast_model::RELATIVE_FEATURES);
+    assert_eq!(action.units.dims(), [2, 3, 1, loopcast_model::RELATIVE_UNITS * config.patch_len]);
     assert!(design(&with_roles(vec![Role::Target, Role::Covariate, Role::Covariate])).is_none());
 }
 

@@ -5,16 +5,17 @@
 //! On SRE twin pairs drawn like the recipe's own (from step indices no run reaches), the
 //! trained network's target states and action tokens are told apart by kind — a linear
 //! discriminant of the SRE world's seven targets and four actions, the softmax of whose
-//! logits the path reads — and the path's coefficients per (action kind, feature, target
-//! kind) are solved so that the level times its effect matches what the twins' true
-//! difference leaves unexplained by the network's own prediction, relative to the target's
-//! level (clipped to ±5) and each pair's target weighed by one over its effect's size.
+//! logits the path reads — and the path's coefficients per (action kind, unit, feature,
+//! target kind) are solved so that the units times their effects match what the twins'
+//! true difference leaves unexplained by the network's own prediction, relative to the
+//! target's level or its spread, whichever is larger (clipped to ±5), each pair's target
+//! weighed by one over its effect's size.
 
 use burn::tensor::{Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_model::{
     Inputs, LoopControl, LoopedWorldModel, ModelConfig, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,
-    RELATIVE_TARGET_KINDS,
+    RELATIVE_TARGET_KINDS, RELATIVE_UNITS,
 };
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
@@ -28,6 +29,9 @@ use crate::data::{Source, training_batch};
 const FIRST_STEP: u64 = 2_000_000;
 /// Relative effects beyond this are clipped (error rates from near zero).
 const CLIP: f64 = 5.0;
+/// The least level, in scaled units (the context's spread), that effects are fitted
+/// relative to.
+const LEAST_LEVEL: f64 = 1.0;
 /// The smallest effect size a pair's cells are divided by (relative to the level).
 const MIN_SIZE: f64 = 0.05;
 /// Ridge of the normal equations, as a share of their mean diagonal.
@@ -61,6 +65,7 @@ struct Collected {
     tokens: Vec<f32>,
     features: Vec<f32>,
     level: Vec<f32>,
+    units: Vec<f32>,
     truth: Vec<f32>,
     mask: Vec<f32>,
     median: Vec<f32>,
@@ -132,6 +137,7 @@ pub fn fit_relative_path(
             tokens: values(design.tokens),
             features: values(design.features),
             level: values(design.level),
+            units: values(design.units),
             truth: values(inputs.future.clone().slice([0..b, 0..targets, 0..len])),
             mask: values(inputs.future_mask.clone().slice([0..b, 0..targets, 0..len])),
             median: values(quantiles.slice([0..b, 0..targets, 0..len, median_level..median_level + 1])),
@@ -160,9 +166,9 @@ pub fn fit_relative_path(
     )
     .ok_or_else(no_full)?;
     let (f, r, k_a) = (RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1, RELATIVE_ACTION_KINDS);
-    // Unknown `(i, f, j)`: action kind `i`, feature `f`, target kind `j` (the last is the
-    // constant), laid out as the coefficients' `[K_a, F·r]` weight.
-    let unknowns = k_a * f * r;
+    // Unknown `(i, u, f, j)`: action kind `i`, unit `u`, feature `f`, target kind `j` (the
+    // last is the constant), laid out as the coefficients' `[K_a, U·F·r]` weight.
+    let unknowns = k_a * RELATIVE_UNITS * f * r;
     let mut gram = DMatrix::<f64>::zeros(unknowns, unknowns);
     let mut moment = DVector::<f64>::zeros(unknowns);
     let (mut cells, mut squares) = (0usize, 0f64);
@@ -194,7 +200,7 @@ pub fn fit_relative_path(
         .with_relative_weights(
             (tensor2(target_kinds.weight, [d, RELATIVE_TARGET_KINDS]), tensor1(target_kinds.bias)),
             (tensor2(action_kinds.weight, [d, k_a]), tensor1(action_kinds.bias)),
-            tensor2(solution.iter().map(|v| *v as f32).collect(), [k_a, f * r]),
+            tensor2(solution.iter().map(|v| *v as f32).collect(), [k_a, RELATIVE_UNITS * f * r]),
         )
         .expect("the fitted weights have the path's shapes");
     let fit = RelativeFit {
@@ -209,21 +215,21 @@ pub fn fit_relative_path(
 }
 
 /// One batch's least-squares rows: per twin pair, target and every other future step,
-/// the difference of the two twins' path inputs (`[unknowns]` each) and the level-relative
-/// effect the network's own prediction leaves unexplained, each pair and target weighed by
-/// one over its effect's size.
+/// the difference of the two twins' path inputs (`[unknowns]` each) and the effect the
+/// network's own prediction leaves unexplained, both relative to the target's level (at
+/// least [`LEAST_LEVEL`]), each pair and target weighed by one over its effect's size.
 fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
-    let (f, r, k_a) = (RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1, RELATIVE_ACTION_KINDS);
-    let unknowns = k_a * f * r;
+    let (f, r, k_a, n_u) =
+        (RELATIVE_FEATURES, RELATIVE_TARGET_KINDS + 1, RELATIVE_ACTION_KINDS, RELATIVE_UNITS);
+    let unknowns = k_a * n_u * f * r;
     let len = c.steps * c.p;
     let (mut x_rows, mut ys) = (Vec::new(), Vec::new());
     for pair in 0..c.b / 2 {
         let (base_row, twin_row) = (2 * pair, 2 * pair + 1);
         for t in 0..c.targets {
-            let level = f64::from(c.level[base_row * c.targets + t]);
-            if level < 1e-6 {
-                continue;
-            }
+            // Effects are fitted relative to the target's level, or to its spread where the
+            // level is lower (an error rate near zero would otherwise make every unit huge).
+            let level = f64::from(c.level[base_row * c.targets + t]).max(LEAST_LEVEL);
             let first = ys.len();
             for h in (0..len).step_by(2) {
                 let cell = |row: usize, x: &[f32]| f64::from(x[(row * c.targets + t) * len + h]);
@@ -233,9 +239,17 @@ fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) 
                 let unexplained = (cell(twin_row, &c.truth) - cell(base_row, &c.truth))
                     - (cell(twin_row, &c.median) - cell(base_row, &c.median));
                 let (s, step) = (h / c.p, h % c.p);
-                let mut x = vec![0f64; unknowns];
-                for (row, sign) in [(twin_row, 1.0), (base_row, -1.0)] {
+                // A row's path inputs: per unit (relative to the level, as the effect is),
+                // feature and action channel, the products of the kinds' shares.
+                let design = |row: usize| {
+                    let mut x = vec![0f64; unknowns];
                     let state = &state_kinds[(row * c.steps + s) * c.targets + t];
+                    let units: Vec<f64> = (0..n_u)
+                        .map(|u| {
+                            let at = (((row * c.steps + s) * c.targets + t) * n_u + u) * c.p + step;
+                            f64::from(c.units[at]) / level
+                        })
+                        .collect();
                     for feature in 0..f {
                         for a in 0..c.actions {
                             let at =
@@ -246,13 +260,18 @@ fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) 
                             }
                             let token = &token_kinds[(row * c.steps + s) * c.actions + a];
                             for (i, share) in token.iter().enumerate() {
-                                for (j, kind) in state.iter().enumerate() {
-                                    x[(i * f + feature) * r + j] += sign * value * share * kind;
+                                for (u, unit) in units.iter().enumerate() {
+                                    for (j, kind) in state.iter().enumerate() {
+                                        x[((i * n_u + u) * f + feature) * r + j] +=
+                                            value * share * unit * kind;
+                                    }
                                 }
                             }
                         }
                     }
-                }
+                    x
+                };
+                let x: Vec<f64> = design(twin_row).iter().zip(design(base_row)).map(|(a, b)| a - b).collect();
                 x_rows.extend(x);
                 ys.push((unexplained / level).clamp(-CLIP, CLIP));
             }
