@@ -1046,8 +1046,8 @@ impl Network {
     /// The same network with the relative path's weights replaced: the target kinds'
     /// `[d, K_t]` weight and `[K_t]` bias, the action kinds' `[d, K_a]` and `[K_a]`, and the
     /// coefficients' `[K_a, U·F·(K_t + 1)]` (row: the action kind; column: unit-major, then
-    /// the feature, then the target kind, the last one the constant). `None` without the path or when a
-    /// shape does not fit.
+    /// the feature, then the target kind, the last one the constant). `None` without the
+    /// path or when a shape does not fit.
     pub fn with_relative_weights(
         mut self,
         state: (Tensor<2>, Tensor<1>),
