@@ -1030,7 +1030,6 @@ impl Network {
         }
         let len = channels.len();
         let channels = Tensor::<1, Int>::from_data(TensorData::new(channels, [len]), &normed.device());
-        let b = normed.dims()[0];
         // The rollout's tokens are `[B, A, K, d]`, over the action and covariate channels.
         let tokens = actions.clone().select(1, channels.clone().sub_scalar(targets as i64));
         Some(RelativeDesign {
@@ -1038,7 +1037,6 @@ impl Network {
             tokens: norm.forward(tokens.select(2, ids.clone()).swap_dims(1, 2)),
             features: select_patches(relative_features(inputs, channels), ids, self.patch_len)
                 .swap_dims(1, 2),
-            level: target_level(inputs).reshape([b, targets]),
             units: relative_units(inputs, median_of(quantiles, self.median), self.patch_len),
         })
     }
@@ -1086,10 +1084,8 @@ pub struct RelativeDesign {
     pub tokens: Tensor<4>,
     /// The features, `[B, S, F·A, P]`, feature-major ([`RELATIVE_FEATURES`]).
     pub features: Tensor<4>,
-    /// Each target's level in scaled units, `[B, T]`.
-    pub level: Tensor<2>,
     /// What each target's effect is a multiple of, per step ([`RELATIVE_UNITS`] of them,
-    /// in scaled units), `[B, S, T, U·P]`, unit-major.
+    /// in scaled units, the first its level), `[B, S, T, U·P]`, unit-major.
     pub units: Tensor<4>,
 }
 

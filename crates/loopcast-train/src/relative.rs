@@ -64,7 +64,6 @@ struct Collected {
     states: Vec<f32>,
     tokens: Vec<f32>,
     features: Vec<f32>,
-    level: Vec<f32>,
     units: Vec<f32>,
     truth: Vec<f32>,
     mask: Vec<f32>,
@@ -136,7 +135,6 @@ pub fn fit_relative_path(
             states: values(design.states),
             tokens: values(design.tokens),
             features: values(design.features),
-            level: values(design.level),
             units: values(design.units),
             truth: values(inputs.future.clone().slice([0..b, 0..targets, 0..len])),
             mask: values(inputs.future_mask.clone().slice([0..b, 0..targets, 0..len])),
@@ -227,9 +225,10 @@ fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) 
     for pair in 0..c.b / 2 {
         let (base_row, twin_row) = (2 * pair, 2 * pair + 1);
         for t in 0..c.targets {
-            // Effects are fitted relative to the target's level, or to its spread where the
-            // level is lower (an error rate near zero would otherwise make every unit huge).
-            let level = f64::from(c.level[base_row * c.targets + t]).max(LEAST_LEVEL);
+            // Effects are fitted relative to the target's level (the first unit, the same at
+            // every step), or to its spread where the level is lower (an error rate near zero
+            // would otherwise make every unit huge).
+            let level = f64::from(c.units[(base_row * c.steps * c.targets + t) * n_u * c.p]).max(LEAST_LEVEL);
             let first = ys.len();
             for h in (0..len).step_by(2) {
                 let cell = |row: usize, x: &[f32]| f64::from(x[(row * c.targets + t) * len + h]);
@@ -239,11 +238,10 @@ fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) 
                 let unexplained = (cell(twin_row, &c.truth) - cell(base_row, &c.truth))
                     - (cell(twin_row, &c.median) - cell(base_row, &c.median));
                 let (s, step) = (h / c.p, h % c.p);
-                // A row's path inputs: per unit (relative to the level, as the effect is),
-                // feature and action channel, the products of the kinds' shares.
-                let design = |row: usize| {
-                    let mut x = vec![0f64; unknowns];
+                let mut x = vec![0f64; unknowns];
+                for (row, sign) in [(twin_row, 1.0), (base_row, -1.0)] {
                     let state = &state_kinds[(row * c.steps + s) * c.targets + t];
+                    // Each unit relative to the level, as the effect is.
                     let units: Vec<f64> = (0..n_u)
                         .map(|u| {
                             let at = (((row * c.steps + s) * c.targets + t) * n_u + u) * c.p + step;
@@ -263,15 +261,13 @@ fn pair_rows(c: &Collected, state_kinds: &[Vec<f64>], token_kinds: &[Vec<f64>]) 
                                 for (u, unit) in units.iter().enumerate() {
                                     for (j, kind) in state.iter().enumerate() {
                                         x[((i * n_u + u) * f + feature) * r + j] +=
-                                            value * share * unit * kind;
+                                            sign * value * share * unit * kind;
                                     }
                                 }
                             }
                         }
                     }
-                    x
-                };
-                let x: Vec<f64> = design(twin_row).iter().zip(design(base_row)).map(|(a, b)| a - b).collect();
+                }
                 x_rows.extend(x);
                 ys.push((unexplained / level).clamp(-CLIP, CLIP));
             }
