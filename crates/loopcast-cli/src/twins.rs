@@ -4,7 +4,9 @@
 //! `loopcast_eval::counterfactual` and `loopcast_eval::plan_eval`).
 //!
 //! Writes `counterfactual.md`, `counterfactual.json`, `effects.csv` (one row per material
-//! effect and model) and `plans.csv` (one row per problem and planner) under `--out`.
+//! effect and model: its error, sign, interval coverage, and the true and predicted mean
+//! effect per step in the channel's units) and `plans.csv` (one row per problem and
+//! planner) under `--out`.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -216,6 +216,16 @@ fn twins_write_the_effect_and_planner_tables() {
     assert_eq!(count("loopcast"), count("action_blind"));
     assert_eq!(count("loopcast"), count("oracle"));
     assert_eq!(rows.len(), 4 * count("loopcast"));
+    // Each row gives the true and the predicted mean effect: a material effect is never
+    // zero, and the action-blind model's what-ifs never differ.
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (truth, predicted) = (column("true_mean"), column("predicted_mean"));
+    for row in &rows {
+        assert_ne!(row[truth].parse::<f64>().unwrap(), 0.0, "{row:?}");
+        if &row[model] == "action_blind" {
+            assert_eq!(row[predicted].parse::<f64>().unwrap(), 0.0, "{row:?}");
+        }
+    }
     let plans = csv::Reader::from_path(out_dir.join("plans.csv")).unwrap().records().count();
     assert_eq!(plans, 3, "a loopcast, a perfect-model and an operator row for the one problem");
     let json: serde_json::Value =

@@ -17,7 +17,9 @@
 //! - effect error `Σ|predicted − true| / Σ|true|` over the horizon (1 = no better than
 //!   predicting no effect), summarised by its median;
 //! - whether the summed effect's sign is right (a zero prediction has no sign);
-//! - coverage of the 80 % effect interval over the horizon's steps.
+//! - coverage of the 80 % effect interval over the horizon's steps;
+//! - its gain, the predicted mean effect over the true one, summarised by its median (1 =
+//!   the right size; near 0, an effect seen but not sized).
 //!
 //! loopcast's effect at level `u` is `Q_plan(u) − Q_base(u)`, the two forecasts paired
 //! level by level (as the service reports differences); its 80 % interval spans those
@@ -119,6 +121,10 @@ pub struct EffectScore {
     pub sign_right: bool,
     /// Steps inside the 80 % effect interval, and steps scored (`None`: no interval).
     pub covered: Option<(usize, usize)>,
+    /// The true effect's mean per scored step, in the channel's units.
+    pub true_mean: f64,
+    /// The predicted effect's mean per scored step, in the channel's units.
+    pub predicted_mean: f64,
 }
 
 /// Scores one effect on a target channel: `base` and `twin` are the twins' observed futures
@@ -154,13 +160,15 @@ pub fn score_effect(
         let inside = steps.iter().filter(|i| lower[**i] <= truth(**i) && truth(**i) <= upper[**i]).count();
         (inside, steps.len())
     });
-    Some(EffectScore { error, sign_right, covered })
+    let n = steps.len() as f64;
+    Some(EffectScore { error, sign_right, covered, true_mean: true_sum / n, predicted_mean: guess / n })
 }
 
 /// Running totals of [`EffectScore`]s.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EffectTally {
     errors: Vec<f64>,
+    gains: Vec<f64>,
     signs_right: usize,
     covered: usize,
     scored_steps: usize,
@@ -170,6 +178,7 @@ impl EffectTally {
     /// Adds one score.
     pub fn push(&mut self, score: EffectScore) {
         self.errors.push(score.error);
+        self.gains.push(score.predicted_mean / score.true_mean);
         self.signs_right += usize::from(score.sign_right);
         if let Some((inside, steps)) = score.covered {
             self.covered += inside;
@@ -179,21 +188,27 @@ impl EffectTally {
 
     /// The totals so far.
     pub fn summary(&self) -> EffectSummary {
-        let mut errors = self.errors.clone();
-        errors.sort_by(f64::total_cmp);
-        let n = errors.len();
-        let median = match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(errors[n / 2]),
-            _ => Some(0.5 * (errors[n / 2 - 1] + errors[n / 2])),
-        };
+        let n = self.errors.len();
         EffectSummary {
             material: n,
-            median_error: median,
+            median_error: median(&self.errors),
+            median_gain: median(&self.gains),
             sign_accuracy: (n > 0).then(|| self.signs_right as f64 / n as f64),
             interval_coverage: (self.scored_steps > 0)
                 .then(|| self.covered as f64 / self.scored_steps as f64),
         }
+    }
+}
+
+/// The median of `values` (`None` when empty).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some(0.5 * (sorted[n / 2 - 1] + sorted[n / 2])),
     }
 }
 
@@ -204,6 +219,8 @@ pub struct EffectSummary {
     pub material: usize,
     /// Median effect error (`None`: no material effect).
     pub median_error: Option<f64>,
+    /// Median gain, predicted over true mean effect (`None`: no material effect).
+    pub median_gain: Option<f64>,
     /// Share of material effects whose sign is right.
     pub sign_accuracy: Option<f64>,
     /// Share of the true effect's steps inside the 80 % effect interval.
@@ -229,6 +246,10 @@ pub struct EffectRow {
     pub sign_right: bool,
     /// Share of steps inside the 80 % interval.
     pub coverage_80: Option<f64>,
+    /// The true effect's mean per step, in the channel's units.
+    pub true_mean: f64,
+    /// The predicted effect's mean per step, in the channel's units.
+    pub predicted_mean: f64,
 }
 
 /// Counterfactual scores of every forecaster on the same twins.
@@ -242,17 +263,22 @@ pub struct CounterfactualReport {
     pub overall: BTreeMap<EffectModel, EffectSummary>,
     /// Per forecaster and departure kind (`Scale`, `Step`, …).
     pub by_variant: BTreeMap<EffectModel, BTreeMap<String, EffectSummary>>,
+    /// Per forecaster and target channel.
+    pub by_channel: BTreeMap<EffectModel, BTreeMap<String, EffectSummary>>,
     /// Every material effect, every forecaster (written as CSV, left out of the JSON).
     #[serde(skip)]
     pub rows: Vec<EffectRow>,
 }
 
 impl CounterfactualReport {
-    /// The tables in Markdown: every forecaster overall, then per departure kind.
+    /// The tables in Markdown: every forecaster overall, then per departure kind and per
+    /// target channel.
     pub fn markdown(&self) -> String {
         let cell = |v: Option<f64>, percent: bool| match v {
             None => "–".to_string(),
             Some(v) if percent => format!("{:.1} %", 100.0 * v),
+            // A gain that rounds to zero is written as zero, whatever its sign.
+            Some(v) if v.abs() < 5e-4 => format!("{:.3}", 0.0),
             Some(v) => format!("{v:.3}"),
         };
         let blind = self.overall.get(&EffectModel::ActionBlind).and_then(|s| s.median_error);
@@ -264,45 +290,69 @@ impl CounterfactualReport {
         let mut out = format!(
             "{} episodes, {} departing plans; effects scored where material (mean size ≥ 0.1 × the \
              channel's context sd).\n\n| model | material effects | median effect error | ÷ action-blind | \
-             ÷ ARX | sign right | 80 % effect interval coverage |\n|---|---:|---:|---:|---:|---:|---:|\n",
+             ÷ ARX | sign right | 80 % effect interval coverage | median gain |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
             self.episodes, self.departures
         );
         for (model, s) in &self.overall {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 model.as_str(),
                 s.material,
                 cell(s.median_error, false),
                 ratio(s.median_error, blind),
                 ratio(s.median_error, arx),
                 cell(s.sign_accuracy, true),
-                cell(s.interval_coverage, true)
+                cell(s.interval_coverage, true),
+                cell(s.median_gain, false)
             ));
         }
-        out.push_str("\nBy kind of departure (median effect error / sign right):\n\n| departure |");
-        let models: Vec<&EffectModel> = self.by_variant.keys().collect();
-        for model in &models {
-            out.push_str(&format!(" {} |", model.as_str()));
-        }
-        out.push_str(&format!("\n|---|{}\n", "---:|".repeat(models.len())));
-        let mut variants: Vec<&String> = self.by_variant.values().flat_map(|v| v.keys()).collect();
-        variants.sort();
-        variants.dedup();
-        for variant in variants {
-            out.push_str(&format!("| {variant} |"));
+        for (title, column, groups, with_gain) in [
+            (
+                "By kind of departure (median effect error / sign right):",
+                "departure",
+                &self.by_variant,
+                false,
+            ),
+            (
+                "By target channel (median effect error / sign right / median gain, the predicted mean \
+                 effect over the true one):",
+                "channel",
+                &self.by_channel,
+                true,
+            ),
+        ] {
+            out.push_str(&format!("\n{title}\n\n| {column} |"));
+            let models: Vec<&EffectModel> = groups.keys().collect();
             for model in &models {
-                let s = self.by_variant[*model].get(variant);
-                out.push_str(&match s {
-                    Some(s) => format!(
-                        " {} / {} (n = {}) |",
-                        cell(s.median_error, false),
-                        cell(s.sign_accuracy, true),
-                        s.material
-                    ),
-                    None => " – |".into(),
-                });
+                out.push_str(&format!(" {} |", model.as_str()));
             }
-            out.push('\n');
+            out.push_str(&format!("\n|---|{}\n", "---:|".repeat(models.len())));
+            let mut names: Vec<&String> = groups.values().flat_map(|v| v.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                out.push_str(&format!("| {name} |"));
+                for model in &models {
+                    out.push_str(&match groups[*model].get(name) {
+                        Some(s) if with_gain => format!(
+                            " {} / {} / {} (n = {}) |",
+                            cell(s.median_error, false),
+                            cell(s.sign_accuracy, true),
+                            cell(s.median_gain, false),
+                            s.material
+                        ),
+                        Some(s) => format!(
+                            " {} / {} (n = {}) |",
+                            cell(s.median_error, false),
+                            cell(s.sign_accuracy, true),
+                            s.material
+                        ),
+                        None => " – |".into(),
+                    });
+                }
+                out.push('\n');
+            }
         }
         out
     }
@@ -419,21 +469,26 @@ pub fn evaluate_effects(
 ) -> Result<CounterfactualReport, EvalError> {
     let mut tallies: BTreeMap<EffectModel, EffectTally> = BTreeMap::new();
     let mut by_variant: BTreeMap<EffectModel, BTreeMap<String, EffectTally>> = BTreeMap::new();
+    let mut by_channel: BTreeMap<EffectModel, BTreeMap<String, EffectTally>> = BTreeMap::new();
     let mut rows = Vec::new();
     let mut record =
         |model: EffectModel, episode: &Episode, plan: usize, channel: usize, score: EffectScore| {
             tallies.entry(model).or_default().push(score);
             let variant = variant_name(episode.plans[plan].0);
             by_variant.entry(model).or_default().entry(variant.clone()).or_default().push(score);
+            let channel = episode.history.channels[channel].spec.name.clone();
+            by_channel.entry(model).or_default().entry(channel.clone()).or_default().push(score);
             rows.push(EffectRow {
                 seed: episode.seed,
                 plan,
                 variant,
-                channel: episode.history.channels[channel].spec.name.clone(),
+                channel,
                 model,
                 error: score.error,
                 sign_right: score.sign_right,
                 coverage_80: score.covered.map(|(inside, steps)| inside as f64 / steps.max(1) as f64),
+                true_mean: score.true_mean,
+                predicted_mean: score.predicted_mean,
             });
         };
     for (done, chunk) in episodes.chunks(EPISODES_PER_CALL).enumerate() {
@@ -512,12 +567,20 @@ pub fn evaluate_effects(
         episodes: episodes.len(),
         departures,
         overall: tallies.iter().map(|(m, t)| (*m, t.summary())).collect(),
-        by_variant: by_variant
-            .iter()
-            .map(|(m, variants)| (*m, variants.iter().map(|(v, t)| (v.clone(), t.summary())).collect()))
-            .collect(),
+        by_variant: summaries(&by_variant),
+        by_channel: summaries(&by_channel),
         rows,
     })
+}
+
+/// The summaries of grouped tallies.
+fn summaries(
+    groups: &BTreeMap<EffectModel, BTreeMap<String, EffectTally>>,
+) -> BTreeMap<EffectModel, BTreeMap<String, EffectSummary>> {
+    groups
+        .iter()
+        .map(|(m, tallies)| (*m, tallies.iter().map(|(name, t)| (name.clone(), t.summary())).collect()))
+        .collect()
 }
 
 /// ARX's scored effects of one episode: `(plan, target channel, score)`.
@@ -629,6 +692,7 @@ mod tests {
         assert_eq!(score.error, 2.0 / 6.0);
         assert!(score.sign_right);
         assert_eq!(score.covered, Some((2, 2)));
+        assert_eq!((score.true_mean, score.predicted_mean), (3.0, 2.0));
         let zero =
             score_effect(&context, &base, &twin, &[0.0, 0.0], Some((&[0.0, 0.0], &[0.0, 0.0]))).unwrap();
         assert_eq!(zero.error, 1.0);
@@ -645,11 +709,14 @@ mod tests {
     fn the_tally_takes_the_median_and_the_shares() {
         let mut tally = EffectTally::default();
         for (error, sign_right) in [(0.2, true), (0.8, false), (0.4, true), (1.0, true)] {
-            tally.push(EffectScore { error, sign_right, covered: Some((1, 4)) });
+            let (true_mean, predicted_mean) = (1.0, 1.0 - error);
+            tally.push(EffectScore { error, sign_right, covered: Some((1, 4)), true_mean, predicted_mean });
         }
         let summary = tally.summary();
         assert_eq!(summary.material, 4);
         assert!((summary.median_error.unwrap() - 0.6).abs() < 1e-12);
+        // Gains 0.8, 0.2, 0.6 and 0: their median is 0.4.
+        assert!((summary.median_gain.unwrap() - 0.4).abs() < 1e-12);
         assert_eq!(summary.sign_accuracy, Some(0.75));
         assert_eq!(summary.interval_coverage, Some(0.25));
         assert_eq!(EffectTally::default().summary().median_error, None);
