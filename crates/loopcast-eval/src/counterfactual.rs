@@ -178,7 +178,10 @@ impl EffectTally {
     /// Adds one score.
     pub fn push(&mut self, score: EffectScore) {
         self.errors.push(score.error);
-        self.gains.push(score.predicted_mean / score.true_mean);
+        // An effect that changes sign over the horizon can sum to nothing: it has no gain.
+        if score.true_mean != 0.0 {
+            self.gains.push(score.predicted_mean / score.true_mean);
+        }
         self.signs_right += usize::from(score.sign_right);
         if let Some((inside, steps)) = score.covered {
             self.covered += inside;
@@ -219,7 +222,8 @@ pub struct EffectSummary {
     pub material: usize,
     /// Median effect error (`None`: no material effect).
     pub median_error: Option<f64>,
-    /// Median gain, predicted over true mean effect (`None`: no material effect).
+    /// Median gain, predicted over true mean effect (`None`: no material effect with a
+    /// non-zero mean).
     pub median_gain: Option<f64>,
     /// Share of material effects whose sign is right.
     pub sign_accuracy: Option<f64>,
@@ -717,6 +721,16 @@ mod tests {
         assert!((summary.median_error.unwrap() - 0.6).abs() < 1e-12);
         // Gains 0.8, 0.2, 0.6 and 0: their median is 0.4.
         assert!((summary.median_gain.unwrap() - 0.4).abs() < 1e-12);
+        // An effect whose true mean is zero counts everywhere but in the gains.
+        tally.push(EffectScore {
+            error: 0.5,
+            sign_right: false,
+            covered: None,
+            true_mean: 0.0,
+            predicted_mean: 1.0,
+        });
+        assert_eq!(tally.summary().material, 5);
+        assert!((tally.summary().median_gain.unwrap() - 0.4).abs() < 1e-12);
         assert_eq!(summary.sign_accuracy, Some(0.75));
         assert_eq!(summary.interval_coverage, Some(0.25));
         assert_eq!(EffectTally::default().summary().median_error, None);
