@@ -205,14 +205,7 @@ impl EffectTally {
 
 /// The median of `values` (`None` when empty).
 fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some(0.5 * (sorted[n / 2 - 1] + sorted[n / 2])),
-    }
+    (!values.is_empty()).then(|| quantile(&mut values.to_vec(), 0.5))
 }
 
 /// What a forecaster of effects scored.
@@ -339,19 +332,19 @@ impl CounterfactualReport {
                 out.push_str(&format!("| {name} |"));
                 for model in &models {
                     out.push_str(&match groups[*model].get(name) {
-                        Some(s) if with_gain => format!(
-                            " {} / {} / {} (n = {}) |",
-                            cell(s.median_error, false),
-                            cell(s.sign_accuracy, true),
-                            cell(s.median_gain, false),
-                            s.material
-                        ),
-                        Some(s) => format!(
-                            " {} / {} (n = {}) |",
-                            cell(s.median_error, false),
-                            cell(s.sign_accuracy, true),
-                            s.material
-                        ),
+                        Some(s) => {
+                            let gain = if with_gain {
+                                format!(" / {}", cell(s.median_gain, false))
+                            } else {
+                                String::new()
+                            };
+                            format!(
+                                " {} / {}{gain} (n = {}) |",
+                                cell(s.median_error, false),
+                                cell(s.sign_accuracy, true),
+                                s.material
+                            )
+                        }
                         None => " – |".into(),
                     });
                 }
