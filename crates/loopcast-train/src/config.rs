@@ -168,6 +168,15 @@ pub struct DataConfig {
     /// Zero the action channels of every window: the action-blind ablation.
     #[serde(default)]
     pub action_blind: bool,
+    /// Plans each SRE history continues under in training: the operator's and
+    /// `plans_per_history − 1` departing ones, all scored by the twin loss against the
+    /// operator's (2, twin pairs, when absent). `batch_size` must be a multiple of it.
+    #[serde(default = "twin_pairs")]
+    pub plans_per_history: usize,
+}
+
+fn twin_pairs() -> usize {
+    2
 }
 
 /// The held-out windows scored during training.
@@ -239,9 +248,14 @@ impl TrainConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be at least 1"));
         }
-        if !self.batch_size.is_multiple_of(2) {
+        let plans = self.data.plans_per_history;
+        if plans < 2 {
+            return Err(format!("`data.plans_per_history` must be at least 2, got {plans}"));
+        }
+        if !self.batch_size.is_multiple_of(plans) {
             return Err(format!(
-                "`batch_size` must be even (SRE windows come in twin pairs), got {}",
+                "`batch_size` must be a multiple of `data.plans_per_history` ({plans}: SRE windows \
+                 come in groups of one history under that many plans), got {}",
                 self.batch_size
             ));
         }

@@ -24,7 +24,8 @@ pub const EVALUATION_SEEDS: u64 = 1 << 63;
 /// Where a batch's windows come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// The SRE world: pairs of twin windows (same history, base and departing plan).
+    /// The SRE world: twin windows (one history under the base plan and under
+    /// `data.plans_per_history − 1` departing plans).
     Sre,
     /// The synthetic prior: targets only.
     Prior,
@@ -66,8 +67,9 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
     let loops = (1 + extra as usize).min(model.max_loops);
     let consistency_patch = rng.random_range(0..horizon.div_ceil(model.patch_len));
     let (batch, source) = if rng.random::<f64>() < data.sre_share {
-        let seeds: Vec<u64> =
-            (0..config.batch_size / 2).map(|_| rng.random::<u64>() % VALIDATION_SEEDS).collect();
+        let seeds: Vec<u64> = (0..config.batch_size / data.plans_per_history)
+            .map(|_| rng.random::<u64>() % VALIDATION_SEEDS)
+            .collect();
         let frequency = Frequency::minutes(SRE_FREQUENCIES_MINUTES[rng.random_range(0..4)]);
         let targets = if rng.random::<f64>() < data.target_subset_share {
             let mut chosen: Vec<usize> = (0..TARGETS).filter(|_| rng.random::<f64>() < 0.5).collect();
@@ -82,6 +84,7 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
             targets,
             with_actions: rng.random::<f64>() >= data.drop_actions_share,
             action_blind: data.action_blind,
+            plans: data.plans_per_history,
         };
         let (batch, _) = sre_windows(&seeds, context, horizon, frequency, &layout)?;
         (batch, Source::Sre)
@@ -94,7 +97,7 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
     Ok(StepBatch { batch, source, loops, consistency_patch })
 }
 
-/// Which channels of the SRE world a batch carries.
+/// Which channels of the SRE world a batch carries, and under how many plans.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SreLayout {
     /// Indices of the target channels kept (into `TARGET_CHANNELS`).
@@ -103,12 +106,14 @@ pub struct SreLayout {
     pub with_actions: bool,
     /// Zero every action value (the action-blind ablation); masks are kept.
     pub action_blind: bool,
+    /// Plans each history continues under: the base plan, then departing ones (at least 2).
+    pub plans: usize,
 }
 
 impl SreLayout {
-    /// Every channel, actions visible.
+    /// Every channel, actions visible, twin pairs.
     pub fn full() -> Self {
-        Self { targets: (0..TARGETS).collect(), with_actions: true, action_blind: false }
+        Self { targets: (0..TARGETS).collect(), with_actions: true, action_blind: false, plans: 2 }
     }
 
     fn channels(&self, series: &RegularSeries) -> Vec<usize> {
@@ -120,8 +125,9 @@ impl SreLayout {
     }
 }
 
-/// Twin windows of the SRE episodes of `seeds`: rows `2i` and `2i + 1` share episode
-/// `i`'s history and continue it under the base plan and under a departing plan.
+/// Twin windows of the SRE episodes of `seeds`: with `K = layout.plans`, rows `K·i` to
+/// `K·i + K − 1` share episode `i`'s history and continue it under the base plan (row
+/// `K·i`) and under `K − 1` departing plans.
 /// Returns the episodes too (for counterfactual scoring).
 pub fn sre_windows(
     seeds: &[u64],
@@ -131,7 +137,7 @@ pub fn sre_windows(
     layout: &SreLayout,
 ) -> Result<(ModelBatch, Vec<Episode>), TrainError> {
     let ranges = ParamRanges::default();
-    let spec = EpisodeSpec { context, horizon, plans: 2, frequency };
+    let spec = EpisodeSpec { context, horizon, plans: layout.plans, frequency };
     let mut rows = Rows::new(context, horizon);
     let mut episodes = Vec::with_capacity(seeds.len());
     let mut roles = Vec::new();
@@ -148,7 +154,7 @@ pub fn sre_windows(
         }
         episodes.push(episode);
     }
-    let batch = rows.finish(roles, 2 * seeds.len())?.with_season(frequency.season());
+    let batch = rows.finish(roles, layout.plans * seeds.len())?.with_season(frequency.season());
     Ok((batch, episodes))
 }
 

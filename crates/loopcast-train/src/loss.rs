@@ -110,15 +110,22 @@ pub fn step_loss(
     };
     let pinball_loss = (per_cell * mask.clone() / size.clone()).sum() / observed;
     let twin = if weights.twin > 0.0 && step.source == Source::Sre {
+        let plans = config.data.plans_per_history;
         let point =
             quantiles.clone().slice([0..b, 0..t, 0..k * p, model.median_level()..model.median_level() + 1]);
         let point = point.reshape([b, t, k * p]);
         match weights.twin_scale {
-            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size),
+            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans),
             TwinScale::Asinh => {
                 let unit = inputs.naive_error.clone().clamp_min(weights.naive_floor.max(1e-3));
                 let bounded = |x: Tensor<3>| asinh(x / unit.clone());
-                twin_loss(bounded(point), bounded(truth.clone()), &mask, &Tensor::ones([b, t, 1], device))
+                twin_loss(
+                    bounded(point),
+                    bounded(truth.clone()),
+                    &mask,
+                    &Tensor::ones([b, t, 1], device),
+                    plans,
+                )
             }
         }
     } else {
@@ -186,19 +193,27 @@ pub fn step_loss(
     Ok((total, values))
 }
 
-/// The twin loss: rows `2i` (base plan) and `2i + 1` (departing plan) share a history
-/// and its scaling, so the difference of their medians `point` (`[B, T, S]`) is the
-/// predicted effect of the departure and the difference of their truths the true one
-/// (noise shared). Mean absolute error over the cells both twins observe, each pair
-/// divided by the larger of its twins' `size` (`[B, T, 1]`, as the pinball loss is).
-fn twin_loss(point: Tensor<3>, truth: Tensor<3>, mask: &Tensor<3>, size: &Tensor<3>) -> Tensor<1> {
+/// The twin loss: rows `K·i` (base plan) to `K·i + K − 1` (departing plans), `K =
+/// plans`, share a history and its scaling, so the difference of a departing row's
+/// median and the base row's in `point` (`[B, T, S]`) is the predicted effect of that
+/// departure and the difference of their truths the true one (noise shared). Mean
+/// absolute error over the cells both twins observe, each pair divided by the larger of
+/// its twins' `size` (`[B, T, 1]`, as the pinball loss is).
+fn twin_loss(
+    point: Tensor<3>,
+    truth: Tensor<3>,
+    mask: &Tensor<3>,
+    size: &Tensor<3>,
+    plans: usize,
+) -> Tensor<1> {
     let b = point.dims()[0];
     let device = point.device();
-    let rows = |first: i64| {
-        let ids: Vec<i64> = (0..(b / 2) as i64).map(|i| 2 * i + first).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(ids, [b / 2]), &device)
-    };
-    let (base, departing) = (rows(0), rows(1));
+    let pairs: Vec<(i64, i64)> = (0..b / plans)
+        .flat_map(|i| (1..plans).map(move |j| ((plans * i) as i64, (plans * i + j) as i64)))
+        .collect();
+    let rows = |ids: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(ids, [pairs.len()]), &device);
+    let (base, departing) =
+        (rows(pairs.iter().map(|p| p.0).collect()), rows(pairs.iter().map(|p| p.1).collect()));
     let difference = |x: Tensor<3>| x.clone().select(0, departing.clone()) - x.select(0, base.clone());
     let both = mask.clone().select(0, base.clone()) * mask.clone().select(0, departing.clone());
     let size = size.clone().select(0, base.clone()).max_pair(size.clone().select(0, departing.clone()));
@@ -292,10 +307,18 @@ mod tests {
         // Base row 0, departing row 1; true effects +2 and +4, predicted +1 and +4.
         let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
         let (mask, size) = (tensor(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
-        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size)) - 0.5).abs() < 1e-6);
+        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size, 2)) - 0.5).abs() < 1e-6);
         // Cells one twin misses are left out.
         let gap = tensor(vec![1.0, 0.0, 1.0, 1.0]);
-        assert!((value(twin_loss(point, truth, &gap, &size)) - 1.0).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth, &gap, &size, 2)) - 1.0).abs() < 1e-6);
+        // Three plans per history: both departures (rows 1 and 2) against the base (row
+        // 0), none against each other. True effects +2, +4 / +6, +6; predicted +1, +4 /
+        // +6, +2: errors 1, 0, 0, 4 over 4 cells.
+        let three = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [3, 1, 2]), &device);
+        let point = three(vec![0.0, 0.0, 1.0, 4.0, 6.0, 2.0]);
+        let truth = three(vec![0.0, 0.0, 2.0, 4.0, 6.0, 6.0]);
+        let (mask, size) = (three(vec![1.0; 6]), Tensor::<3>::ones([3, 1, 1], &device));
+        assert!((value(twin_loss(point, truth, &mask, &size, 3)) - 1.25).abs() < 1e-6);
         // asinh is the f64 one, odd, and turns a thousandfold blow-up into a few units.
         let xs = vec![-1000.0f32, -0.5, 0.0, 3.0];
         let mapped = asinh(Tensor::<1>::from_data(TensorData::new(xs.clone(), [4]), &device));

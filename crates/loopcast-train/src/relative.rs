@@ -92,6 +92,9 @@ pub fn fit_relative_path(
     let extended = network.clone().with_relative_path(&device);
     let mut recipe = recipe.clone();
     recipe.model.config = base.clone();
+    // The fit reads its batches as twin pairs (rows 2i and 2i + 1), whatever the recipe
+    // trained on.
+    recipe.data.plans_per_history = 2;
     let control = LoopControl {
         min_loops: base.min_loops,
         max_loops: base.max_loops,

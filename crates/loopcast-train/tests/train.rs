@@ -368,3 +368,45 @@ fn a_recipe_fits_the_relative_path_after_training() {
     let message = blind.validate().unwrap_err();
     assert!(message.contains("effects.relative_pairs"), "{message}");
 }
+
+/// `data.plans_per_history = 4`: each SRE history comes as four adjacent windows (the
+/// operator's plan, then three departures) with the same context and different plans;
+/// such a recipe trains with the twin term on, and a batch size that is no multiple of
+/// the plans, or fewer than two plans, is refused naming the field.
+#[test]
+fn a_recipe_can_continue_each_history_under_more_plans() {
+    let mut recipe = tiny(6);
+    recipe.data.plans_per_history = 4;
+    recipe.validate().unwrap();
+    let step = (0..)
+        .map(|i| loopcast_train::data::training_batch(&recipe, i).unwrap())
+        .find(|s| s.source == loopcast_train::data::Source::Sre && s.batch.roles().len() > s.batch.targets())
+        .unwrap();
+    let batch = &step.batch;
+    assert_eq!(batch.batch(), 4, "one history under four plans");
+    let channels = batch.roles().len();
+    let (context, _) = batch.context_arrays();
+    let (future, _) = batch.future_arrays();
+    let rows = |values: &[f32], len: usize| -> Vec<Vec<f32>> {
+        values.chunks(channels * len).map(<[f32]>::to_vec).collect()
+    };
+    let (contexts, futures) = (rows(context, batch.context()), rows(future, batch.horizon()));
+    assert!(contexts.iter().all(|c| *c == contexts[0]), "one history");
+    let plan = |f: &Vec<f32>| f[batch.targets() * batch.horizon()..].to_vec();
+    for departing in &futures[1..] {
+        assert_ne!(plan(departing), plan(&futures[0]), "every departure changes the plan");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    train(&recipe, &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let lines = log(dir.path());
+    assert!(lines.iter().all(|l| l.loss.total.is_finite()));
+    assert!(lines.iter().any(|l| l.loss.twin > 0.0), "the twin term scores the departures");
+
+    recipe.batch_size = 6;
+    let message = recipe.validate().unwrap_err();
+    assert!(message.contains("batch_size") && message.contains("plans_per_history"), "{message}");
+    recipe.data.plans_per_history = 1;
+    let message = recipe.validate().unwrap_err();
+    assert!(message.contains("data.plans_per_history"), "{message}");
+}
