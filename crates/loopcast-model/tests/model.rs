@@ -301,7 +301,10 @@ fn the_relative_path_extends_a_saved_model() {
         extended.forecast(&input, &ForecastOptions::default()).unwrap(),
     );
     let gap = before.values.iter().zip(&after.values).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(gap < 0.05, "the fresh path moved a forecast at level 50 by {gap}");
+    // The gap is random with the fresh weights, about |N(0, 0.03)| at level 50: 400 draws
+    // measured 0.001–0.089 (99th percentile 0.074). The bound, 0.4 % of the level, is
+    // about seven of its standard deviations, so only a path that opens fails it.
+    assert!(gap < 0.004 * 50.0, "the fresh path moved a forecast at level 50 by {gap}");
     let unchanged = LoopedWorldModel::load_into(dir.path(), &config(), &device).unwrap().unwrap();
     assert_eq!(unchanged.forecast(&input, &ForecastOptions::default()).unwrap(), before);
     let wider = ModelConfig { d_model: 64, relative_effects: true, ..config() };
