@@ -47,7 +47,7 @@ fn the_shipped_model_is_the_default() {
     let description = json(&["models", "--json"]);
     assert_eq!(description["name"], "loopcast-small");
     assert_eq!(description["source"], "embedded");
-    assert_eq!(description["parameters"], 258_652);
+    assert_eq!(description["parameters"], 258_718);
 }
 
 #[test]

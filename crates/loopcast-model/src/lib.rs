@@ -38,6 +38,6 @@ pub use error::ModelError;
 pub use layers::MemoryKeys;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
 pub use network::{
-    Encoded, Inputs, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES, RELATIVE_TARGET_KINDS,
-    RELATIVE_UNITS, RelativeDesign, Rollout, Trace,
+    Encoded, Inputs, KIND_CUES, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,
+    RELATIVE_TARGET_KINDS, RELATIVE_UNITS, RelativeDesign, Rollout, Trace,
 };

@@ -471,8 +471,9 @@ pub struct Network {
     effect_action: Option<Linear>,
     effect_norm: Option<LayerNorm>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
-    /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state, `d → K_t`) and
-    /// which of [`RELATIVE_ACTION_KINDS`] an action channel is (of its token, `d → K_a`),
+    /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
+    /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
+    /// (of its token and cues, `d + KIND_CUES → K_a`),
     /// the coefficient of each unit and feature between the two kinds, with a constant on
     /// the target side (`K_a → U·F·(K_t + 1)`, starting near zero; the path is solved,
     /// `Network::with_relative_weights`), and the action tokens' norm.
@@ -555,10 +556,11 @@ impl Network {
     /// (`ModelConfig::relative_effects`) in place of the one it has, if any.
     pub fn with_relative_path(mut self, device: &Device) -> Self {
         let d = self.d_model();
+        let read = d + KIND_CUES;
         self.relative_state =
-            Some(LinearConfig::new(d, RELATIVE_TARGET_KINDS).with_initializer(NEAR_ZERO).init(device));
+            Some(LinearConfig::new(read, RELATIVE_TARGET_KINDS).with_initializer(NEAR_ZERO).init(device));
         self.relative_action =
-            Some(LinearConfig::new(d, RELATIVE_ACTION_KINDS).with_initializer(NEAR_ZERO).init(device));
+            Some(LinearConfig::new(read, RELATIVE_ACTION_KINDS).with_initializer(NEAR_ZERO).init(device));
         self.relative_coefficients = Some(
             LinearConfig::new(
                 RELATIVE_ACTION_KINDS,
@@ -976,8 +978,9 @@ impl Network {
     /// What the relative action path reads for the decoded `patches` (`None` without the
     /// path or without action channels): its coefficients are
     /// `[kinds(states), 1]ᵀ · C_{u,f} · kinds(tokens)` per unit `u` and feature `f`, times
-    /// the features and the unit, where `kinds` is a softmax over the kinds' logits and
-    /// the units are read off the history and the plain forecast. Covariates are left to
+    /// the features and the unit, where `kinds` is a softmax over the kinds' logits (of
+    /// the state or token and the channel's [`kind_cues`]) and the units are read off the
+    /// history and the plain forecast. Covariates are left to
     /// the rest of the network: they are the same in every plan of a what-if, so twins
     /// say nothing of their effect. Public so the path can be fitted by least squares on a
     /// frozen network's states ([`Network::with_relative_weights`]).
@@ -1032,9 +1035,18 @@ impl Network {
         let channels = Tensor::<1, Int>::from_data(TensorData::new(channels, [len]), &normed.device());
         // The rollout's tokens are `[B, A, K, d]`, over the action and covariate channels.
         let tokens = actions.clone().select(1, channels.clone().sub_scalar(targets as i64));
+        let steps = ids.dims()[0];
+        let with_cues = |x: Tensor<4>, cues: Tensor<3>| {
+            let [b, n, e] = cues.dims();
+            Tensor::cat(vec![x, cues.reshape([b, 1, n, e]).repeat_dim(1, steps)], 3)
+        };
+        let target_ids = Tensor::<1, Int>::arange(0..targets as i64, &normed.device());
         Some(RelativeDesign {
-            states: normed.clone(),
-            tokens: norm.forward(tokens.select(2, ids.clone()).swap_dims(1, 2)),
+            states: with_cues(normed.clone(), kind_cues(inputs, target_ids)),
+            tokens: with_cues(
+                norm.forward(tokens.select(2, ids.clone()).swap_dims(1, 2)),
+                kind_cues(inputs, channels.clone()),
+            ),
             features: select_patches(relative_features(inputs, channels), ids, self.patch_len)
                 .swap_dims(1, 2),
             units: relative_units(inputs, median_of(quantiles, self.median), self.patch_len),
@@ -1042,10 +1054,10 @@ impl Network {
     }
 
     /// The same network with the relative path's weights replaced: the target kinds'
-    /// `[d, K_t]` weight and `[K_t]` bias, the action kinds' `[d, K_a]` and `[K_a]`, and the
-    /// coefficients' `[K_a, U·F·(K_t + 1)]` (row: the action kind; column: unit-major, then
-    /// the feature, then the target kind, the last one the constant). `None` without the
-    /// path or when a shape does not fit.
+    /// `[d + KIND_CUES, K_t]` weight and `[K_t]` bias, the action kinds' `[d + KIND_CUES,
+    /// K_a]` and `[K_a]`, and the coefficients' `[K_a, U·F·(K_t + 1)]` (row: the action
+    /// kind; column: unit-major, then the feature, then the target kind, the last one the
+    /// constant). `None` without the path or when a shape does not fit.
     pub fn with_relative_weights(
         mut self,
         state: (Tensor<2>, Tensor<1>),
@@ -1078,15 +1090,62 @@ fn select_patches(x: Tensor<3>, ids: &Tensor<1, Int>, p: usize) -> Tensor<4> {
 /// What the relative action path reads ([`Network::relative_inputs`]).
 #[derive(Debug, Clone)]
 pub struct RelativeDesign {
-    /// The targets' normalised states, `[B, S, T, d]`.
+    /// The targets' normalised states and their kind cues ([`KIND_CUES`]),
+    /// `[B, S, T, d + KIND_CUES]`.
     pub states: Tensor<4>,
-    /// The action channels' normalised tokens, `[B, S, A, d]`.
+    /// The action channels' normalised tokens and their kind cues, `[B, S, A, d + KIND_CUES]`.
     pub tokens: Tensor<4>,
     /// The features, `[B, S, F·A, P]`, feature-major ([`RELATIVE_FEATURES`]).
     pub features: Tensor<4>,
     /// What each target's effect is a multiple of, per step ([`RELATIVE_UNITS`] of them,
     /// in scaled units, the first its level), `[B, S, T, U·P]`, unit-major.
     pub units: Tensor<4>,
+}
+
+/// Cues per channel, beside its state or token, that the relative path tells kinds by
+/// ([`kind_cues`]).
+pub const KIND_CUES: usize = 6;
+
+/// What each of the `channels` is like over its observed context, `[B, C', KIND_CUES]`,
+/// in the data's units:
+/// 1. how large it is, `ln(1 + |location|)`;
+/// 2. how much it varies, `ln(scale / (1 + |location|))`;
+/// 3. the share of its values that are whole numbers (a replica count, a deploy flag);
+/// 4. the share of consecutive observed steps that change it (a plan holds, a metric
+///    moves);
+/// 5. whether it stays within [0, 1] (a utilisation, an error rate, a weight);
+/// 6. the share of its values at its lowest (an error rate or a queue at rest).
+///
+/// Once scaled, a replica count looks like a traffic weight and a request rate like a
+/// memory size; in these they differ. A channel never observed has cues of 0 but its
+/// size and spread.
+fn kind_cues(inputs: &Inputs, channels: Tensor<1, Int>) -> Tensor<3> {
+    let [b, _, l] = inputs.context.dims();
+    let n = channels.dims()[0];
+    let pick = |x: &Tensor<3>| x.clone().select(1, channels.clone());
+    let (location, scale, mask) = (pick(&inputs.location), pick(&inputs.scale), pick(&inputs.context_mask));
+    let raw = pick(&inputs.context) * scale.clone() + location.clone();
+    let magnitude = location.abs().add_scalar(1.0);
+    // Differences below a millionth of the magnitude are the scaling's rounding.
+    let tolerance = magnitude.clone().mul_scalar(1e-6);
+    let count = mask.clone().sum_dim(2);
+    let seen = count.clone().greater_elem(0.0).float();
+    let share = |flags: Tensor<3>| (flags * mask.clone()).sum_dim(2) / count.clone().clamp_min(1.0);
+    let whole = share((raw.clone() - raw.clone().round()).abs().lower_elem(1e-4).float());
+    let moved = if l < 2 {
+        Tensor::zeros([b, n, 1], &raw.device())
+    } else {
+        let pairs = mask.clone().slice([0..b, 0..n, 1..l]) * mask.clone().slice([0..b, 0..n, 0..l - 1]);
+        let step = raw.clone().slice([0..b, 0..n, 1..l]) - raw.clone().slice([0..b, 0..n, 0..l - 1]);
+        (step.abs().greater(tolerance.clone()).float() * pairs.clone()).sum_dim(2)
+            / pairs.sum_dim(2).clamp_min(1.0)
+    };
+    let unobserved = (mask.clone().neg() + 1.0) * 1e9;
+    let low = (raw.clone() + unobserved.clone()).min_dim(2);
+    let high = (raw.clone() - unobserved).max_dim(2);
+    let unit = low.clone().greater_equal_elem(0.0).float() * high.lower_equal_elem(1.0).float() * seen;
+    let at_floor = share((raw - low).abs().lower_equal(tolerance).float());
+    Tensor::cat(vec![magnitude.clone().log(), (scale / magnitude).log(), whole, moved, unit, at_floor], 2)
 }
 
 /// Kinds of target the relative path tells apart: a target's effect from an action is a
@@ -1363,6 +1422,52 @@ mod tests {
             assert!(close(at(s, 0, 1, step), excess / scale[0]), "excess at {i}");
             assert_eq!(at(s, 1, 1, step), 0.0, "a target never observed has no excess");
         }
+    }
+
+    /// A replica count (whole, held, at its lowest half the time), a traffic weight
+    /// (within [0, 1], moving every step), a request rate with a gap, and a channel never
+    /// observed: the six kind cues of each.
+    #[test]
+    fn kind_cues_tell_a_channel_by_its_values() {
+        let l = 8;
+        let roles = vec![Role::Target, Role::Action, Role::Action, Role::Covariate];
+        let mut values = vec![900.0, 1000.5, 1100.0, 1050.25, 0.0, 980.0, 990.0, 1010.0];
+        values.extend([3.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0]);
+        values.extend([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.9, 0.8]);
+        values.extend(vec![0.0; l]);
+        let mut observed = vec![true; 4 * l];
+        observed[4] = false; // the request rate's gap
+        observed[3 * l..].iter_mut().for_each(|o| *o = false);
+        let batch = ModelBatch::new(roles, 1, l, 2, values, observed, vec![0.0; 8], vec![false; 8]).unwrap();
+        let config = ModelConfig { patch_len: 2, ..ModelConfig::small() };
+        let device = Device::flex();
+        let inputs = Inputs::new(&batch, &config, &device);
+        let read = |x: &Tensor<3>| x.clone().into_data().try_to_vec::<f32>().unwrap();
+        let channels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3], [4]), &device);
+        let cues = read(&kind_cues(&inputs, channels));
+        let (location, scale) = (read(&inputs.location), read(&inputs.scale));
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        for c in 0..4 {
+            let at = |cue: usize| cues[c * KIND_CUES + cue];
+            let magnitude = 1.0 + location[c].abs();
+            assert!(close(at(0), magnitude.ln()) && close(at(1), (scale[c] / magnitude).ln()), "size of {c}");
+        }
+        let rest = |c: usize| cues[c * KIND_CUES + 2..(c + 1) * KIND_CUES].to_vec();
+        // The request rate: 5 of its 7 values whole, its 5 observed consecutive pairs all
+        // moving, 900 its lowest.
+        let rps = rest(0);
+        assert!(close(rps[0], 5.0 / 7.0) && close(rps[1], 1.0) && rps[2] == 0.0 && close(rps[3], 1.0 / 7.0));
+        assert!(close(rest(1)[0], 1.0) && close(rest(1)[1], 1.0 / 7.0) && rest(1)[2] == 0.0);
+        assert!(close(rest(1)[3], 0.5), "the replica count is at its lowest half the time");
+        let weight = rest(2);
+        assert!(
+            close(weight[0], 1.0 / 8.0)
+                && close(weight[1], 1.0)
+                && weight[2] == 1.0
+                && close(weight[3], 0.125)
+        );
+        assert_eq!(rest(3), vec![0.0; 4], "a channel never observed");
+        assert!(cues.iter().all(|v| v.is_finite()));
     }
 
     #[test]

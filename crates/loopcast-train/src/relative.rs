@@ -3,9 +3,10 @@
 //! solve on a frozen network does.
 //!
 //! On SRE twin pairs drawn like the recipe's own (from step indices no run reaches), the
-//! trained network's target states and action tokens are told apart by kind — a linear
-//! discriminant of the SRE world's seven targets and four actions, the softmax of whose
-//! logits the path reads — and the path's coefficients per (action kind, unit, feature,
+//! trained network's target states and action tokens, each with its channel's kind cues
+//! (size, spread, whole numbers, changes, bounds, time at its lowest), are told apart by
+//! kind — a linear discriminant of the SRE world's seven targets and four actions, the
+//! softmax of whose logits the path reads — and the path's coefficients per (action kind, unit, feature,
 //! target kind) are solved so that the units times their effects match what the twins'
 //! true difference leaves unexplained by the network's own prediction, relative to the
 //! target's level or its spread, whichever is larger (clipped to ±5), each pair's target
@@ -14,7 +15,7 @@
 use burn::tensor::{Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_model::{
-    Inputs, LoopControl, LoopedWorldModel, ModelConfig, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,
+    Inputs, KIND_CUES, LoopControl, LoopedWorldModel, ModelConfig, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,
     RELATIVE_TARGET_KINDS, RELATIVE_UNITS,
 };
 use nalgebra::{DMatrix, DVector};
@@ -147,7 +148,8 @@ pub fn fit_relative_path(
         bar.set_position(seen.min(pairs) as u64);
     }
     bar.finish_and_clear();
-    let d = base.d_model;
+    // The width of a state or token with its kind cues.
+    let d = base.d_model + KIND_CUES;
     // The kinds are told apart on the batches that carry every target and every action
     // channel, in the SRE world's order.
     let full = |pick: fn(&Collected) -> Option<&Vec<f32>>| -> Vec<f32> {
