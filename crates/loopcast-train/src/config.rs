@@ -13,8 +13,10 @@ use crate::TrainError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The model's hyper-parameters (in the file: a path to a model config, relative to
-    /// the training config, e.g. `model = "model-small.toml"`, or an inline table).
+    /// The model's hyper-parameters. In the file: a path to a model config, relative to
+    /// the training config (`model = "model-small.toml"`); a table naming one and the
+    /// fields it changes (`[model]` with `from = "../model-small.toml"` and
+    /// `max_loops = 1`), so a variant follows its preset; or a whole inline table.
     #[serde(deserialize_with = "model_source")]
     pub model: ModelSource,
     /// Seed of every random choice: data, loop counts, initial weights.
@@ -51,6 +53,9 @@ pub struct ModelSource {
     pub path: Option<PathBuf>,
     /// The config.
     pub config: ModelConfig,
+    /// Fields set over the file's (`[model]` with `from`) until [`TrainConfig::from_file`]
+    /// reads the file and applies them; empty after.
+    pub overrides: toml::Table,
 }
 
 impl Serialize for ModelSource {
@@ -60,16 +65,24 @@ impl Serialize for ModelSource {
 }
 
 fn model_source<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ModelSource, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Path(PathBuf),
-        Inline(ModelConfig),
-    }
-    Ok(match Raw::deserialize(deserializer)? {
-        // Resolved against the training config's directory by `TrainConfig::from_file`.
-        Raw::Path(path) => ModelSource { path: Some(path), config: ModelConfig::small() },
-        Raw::Inline(config) => ModelSource { path: None, config },
+    use serde::de::Error;
+    // A file, or a file and the fields it changes, is resolved against the training
+    // config's directory by `TrainConfig::from_file`.
+    let pending =
+        |path: PathBuf, overrides| ModelSource { path: Some(path), config: ModelConfig::small(), overrides };
+    Ok(match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(path) => pending(PathBuf::from(path), toml::Table::new()),
+        toml::Value::Table(mut table) => match table.remove("from") {
+            Some(toml::Value::String(path)) => pending(PathBuf::from(path), table),
+            Some(_) => return Err(D::Error::custom("`model.from` must be the path of a model config")),
+            None => ModelSource {
+                path: None,
+                config: ModelConfig::deserialize(table)
+                    .map_err(|e| D::Error::custom(format!("`model`: {e}")))?,
+                overrides: toml::Table::new(),
+            },
+        },
+        _ => return Err(D::Error::custom("`model` must be a model config's path or a table")),
     })
 }
 
@@ -223,9 +236,21 @@ impl TrainConfig {
         let mut config: Self = toml::from_str(&text).map_err(|e| fail(toml_error_line(&text, &e)))?;
         if let Some(model) = &config.model.path {
             let model = path.parent().unwrap_or(Path::new(".")).join(model);
-            let config_of_model = ModelConfig::from_toml_file(&model)
-                .map_err(|e| fail(format!("model config `{}`: {e}", model.display())))?;
-            config.model = ModelSource { path: Some(model), config: config_of_model };
+            let in_model = |e: String| fail(format!("model config `{}`: {e}", model.display()));
+            let overrides = std::mem::take(&mut config.model.overrides);
+            let config_of_model = if overrides.is_empty() {
+                ModelConfig::from_toml_file(&model).map_err(|e| in_model(e.to_string()))?
+            } else {
+                let text = std::fs::read_to_string(&model).map_err(|e| in_model(e.to_string()))?;
+                let mut table: toml::Table = toml::from_str(&text).map_err(|e| in_model(e.to_string()))?;
+                table.extend(overrides);
+                let changed = ModelConfig::deserialize(table)
+                    .map_err(|e| in_model(format!("with the recipe's changes: {e}")))?;
+                changed.validate().map_err(|e| in_model(format!("with the recipe's changes: {e}")))?;
+                changed
+            };
+            config.model =
+                ModelSource { path: Some(model), config: config_of_model, overrides: toml::Table::new() };
         }
         config.validate().map_err(fail)?;
         Ok(config)

@@ -269,6 +269,41 @@ fn every_shipped_recipe_is_valid() {
     }
 }
 
+/// A recipe's `[model]` may name a model config and change some of its fields: the
+/// result is the preset with those fields changed; a misspelt or out-of-range change is
+/// refused, naming the model config and the field.
+#[test]
+fn a_recipe_can_change_fields_of_a_named_model_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/model-small.toml");
+    std::fs::copy(&preset, dir.path().join("model-small.toml")).unwrap();
+    let recipe =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train-small.toml"))
+            .unwrap();
+    let with_model = |model: &str| {
+        let path = dir.path().join("recipe.toml");
+        std::fs::write(&path, recipe.replace("model = \"model-small.toml\"", model)).unwrap();
+        TrainConfig::from_file(&path)
+    };
+    let plain = with_model("model = \"model-small.toml\"").unwrap();
+    let changed =
+        with_model("model = { from = \"model-small.toml\", max_loops = 1, retention = false }").unwrap();
+    assert_eq!(changed.model.path, plain.model.path);
+    assert_eq!(
+        changed.model.config,
+        ModelConfig { max_loops: 1, retention: false, ..plain.model.config.clone() }
+    );
+    assert!(changed.model.overrides.is_empty());
+    let misspelt =
+        with_model("model = { from = \"model-small.toml\", max_loop = 1 }").unwrap_err().to_string();
+    assert!(misspelt.contains("model-small.toml") && misspelt.contains("max_loop"), "{misspelt}");
+    let out_of_range =
+        with_model("model = { from = \"model-small.toml\", heads = 3 }").unwrap_err().to_string();
+    assert!(out_of_range.contains("model-small.toml") && out_of_range.contains("heads"), "{out_of_range}");
+    let not_a_path = with_model("model = { from = 3 }").unwrap_err().to_string();
+    assert!(not_a_path.contains("model.from"), "{not_a_path}");
+}
+
 /// A run started from a model's weights: with a learning rate of zero it exports that
 /// model's forecasts; a recipe may add the relative action path; a model of another
 /// shape is refused, naming the directory.
