@@ -6,11 +6,11 @@
 //! trained network's target states and action tokens, each with its channel's kind cues
 //! (size, spread, whole numbers, changes, bounds, time at its lowest), are told apart by
 //! kind — a linear discriminant of the SRE world's seven targets and four actions, the
-//! softmax of whose logits the path reads — and the path's coefficients per (action kind, unit, feature,
-//! target kind) are solved so that the units times their effects match what the twins'
-//! true difference leaves unexplained by the network's own prediction, relative to the
-//! target's level or its spread, whichever is larger (clipped to ±5), each pair's target
-//! weighed by one over its effect's size.
+//! softmax of whose logits the path reads — and the path's coefficients per (action
+//! kind, unit, feature, target kind) are solved so that the units times their effects
+//! match what the twins' true difference leaves unexplained by the network's own
+//! prediction, relative to the target's level or its spread, whichever is larger
+//! (clipped to ±5), each pair's target weighed by one over its effect's size.
 
 use burn::tensor::{Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
