@@ -174,10 +174,27 @@ impl ModelConfig {
 
     /// Reads a configuration from a TOML file (see `configs/model-small.toml`) and checks it.
     pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, ModelError> {
+        Self::from_toml_file_with(path, toml::Table::new())
+    }
+
+    /// Reads a configuration from a TOML file with the fields in `changes` set over the
+    /// file's (a variant of a preset), and checks it; an error names the file and field.
+    pub fn from_toml_file_with(
+        path: impl AsRef<std::path::Path>,
+        changes: toml::Table,
+    ) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let fail = |e: String| ModelError::Config(format!("{}: {e}", path.display()));
+        let changed = if changes.is_empty() { "" } else { " with the given changes" };
+        let fail = |e: String| ModelError::Config(format!("{}{changed}: {e}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let config: Self = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        // Without changes the file is read as a config directly, so its errors keep their line.
+        let config: Self = if changes.is_empty() {
+            toml::from_str(&text).map_err(|e| fail(e.to_string()))?
+        } else {
+            let mut table: toml::Table = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+            table.extend(changes);
+            Self::deserialize(table).map_err(|e| fail(e.to_string()))?
+        };
         config.validate().map_err(|e| fail(e.to_string()))?;
         Ok(config)
     }

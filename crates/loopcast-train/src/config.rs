@@ -236,19 +236,9 @@ impl TrainConfig {
         let mut config: Self = toml::from_str(&text).map_err(|e| fail(toml_error_line(&text, &e)))?;
         if let Some(model) = &config.model.path {
             let model = path.parent().unwrap_or(Path::new(".")).join(model);
-            let in_model = |e: String| fail(format!("model config `{}`: {e}", model.display()));
             let overrides = std::mem::take(&mut config.model.overrides);
-            let config_of_model = if overrides.is_empty() {
-                ModelConfig::from_toml_file(&model).map_err(|e| in_model(e.to_string()))?
-            } else {
-                let text = std::fs::read_to_string(&model).map_err(|e| in_model(e.to_string()))?;
-                let mut table: toml::Table = toml::from_str(&text).map_err(|e| in_model(e.to_string()))?;
-                table.extend(overrides);
-                let changed = ModelConfig::deserialize(table)
-                    .map_err(|e| in_model(format!("with the recipe's changes: {e}")))?;
-                changed.validate().map_err(|e| in_model(format!("with the recipe's changes: {e}")))?;
-                changed
-            };
+            let config_of_model = ModelConfig::from_toml_file_with(&model, overrides)
+                .map_err(|e| fail(format!("model config `{}`: {e}", model.display())))?;
             config.model =
                 ModelSource { path: Some(model), config: config_of_model, overrides: toml::Table::new() };
         }
