@@ -13,14 +13,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_core::{ChannelEntry, ChannelMapping, Role};
-use loopcast_data::{Layout, Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec};
+use loopcast_data::{Layout, Origins, ReadOptions, RoleSource, TelemetryReader, WindowBatcher, WindowSpec};
 use loopcast_eval::counterfactual::TwinSpec;
 use loopcast_eval::report::{fan_chart, markdown_table, write_atomically, write_csv};
 use loopcast_eval::{Backtest, BacktestConfig, ModelName, ModelSummary, metrics};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
 use serde::{Deserialize, Serialize};
 
-use crate::inspect::LayoutArg;
+use crate::inspect::{LayoutArg, load_mapping};
 use crate::twins::{self, TwinsRun};
 use crate::{Interrupted, UsageError, interrupt_flag, models};
 
@@ -53,10 +53,18 @@ pub(crate) struct EvalArgs {
     /// Table layout of `--data`.
     #[arg(long, value_enum, default_value_t = LayoutArg::Long)]
     format: LayoutArg,
-    /// Target channels, comma-separated (the value column of a long file without a
-    /// channel column is one channel, named after the column, e.g. `y`).
+    /// Target channels to score, comma-separated (the value column of a long file without
+    /// a channel column is one channel, named after the column, e.g. `y`). With a
+    /// `--mapping` or a file with a `role` column, the roles come from there and this
+    /// only selects which of its targets are scored (all of them when absent); otherwise
+    /// it names the targets and is required.
     #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
+    /// A mapping file (TOML, or JSON by extension) giving every channel's role, as
+    /// `loopcast inspect` and `loopcast score` take it: actions and covariates in it are
+    /// fed to the model with their known future, as a what-if would.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
     /// Covariate channels whose future is known (calendar, weather, …), comma-separated.
     #[arg(long, value_delimiter = ',')]
     covariates: Vec<String>,
@@ -114,7 +122,12 @@ struct Dataset {
     data: PathBuf,
     #[serde(default)]
     format: Layout,
+    /// Targets to score; with `mapping` or a role column, a selection among its targets.
+    #[serde(default)]
     target: Vec<String>,
+    /// A mapping file with every channel's role.
+    #[serde(default)]
+    mapping: Option<PathBuf>,
     #[serde(default)]
     covariates: Vec<String>,
     season: usize,
@@ -192,6 +205,8 @@ pub(crate) async fn run(args: EvalArgs) -> Result<()> {
             models: models.clone(),
             forecast_options: options.clone(),
             chart_samples: args.charts,
+            // The dataset's own, once its roles are read (`open_with_roles`).
+            targets: Vec::new(),
         };
         let loopcast = model.as_ref().map(|(m, _, _)| m);
         let backtest = backtest(dataset, config, loopcast).await?;
@@ -245,13 +260,11 @@ fn dataset_from_flags(args: &EvalArgs) -> Result<Dataset> {
     let required = |v: Option<usize>, flag: &str| {
         v.ok_or_else(|| UsageError(format!("--{flag} is required (or give a --suite)")))
     };
-    if args.target.is_empty() {
-        bail!(UsageError("--target is required (or give a --suite)".into()));
-    }
     Ok(Dataset {
         name: data.file_stem().map_or("data".into(), |s| s.to_string_lossy().to_string()),
         format: args.format.into(),
         target: args.target.clone(),
+        mapping: args.mapping.clone(),
         covariates: args.covariates.clone(),
         season: required(args.season, "season")?,
         horizon: required(args.horizon, "horizon")?,
@@ -280,12 +293,74 @@ fn check(dataset: &Dataset) -> Result<()> {
     if let Some(both) = dataset.target.iter().find(|t| dataset.covariates.contains(t)) {
         bail!(UsageError(format!("{name}: `{both}` is both a target and a covariate")));
     }
+    if dataset.mapping.is_some() && !dataset.covariates.is_empty() {
+        bail!(UsageError(format!(
+            "{name}: covariates are given in the mapping file, not with `covariates` beside it"
+        )));
+    }
     Ok(())
+}
+
+/// Opens `dataset`'s file with its channels' roles: from its mapping file when it has
+/// one, else from the file's `role` column when it has one, else from its `target` and
+/// `covariates` (the targets are required then). Returns the reader and the target
+/// channels to score: `target` where given (each must be a target of the file), else
+/// every target.
+async fn open_with_roles(dataset: &Dataset) -> Result<(TelemetryReader, Vec<String>)> {
+    let name = &dataset.name;
+    let options = |mapping: Option<ChannelMapping>| ReadOptions {
+        layout: dataset.format,
+        mapping,
+        filter: dataset.filter.clone(),
+        ..ReadOptions::default()
+    };
+    let open = |mapping| TelemetryReader::open(&dataset.data, options(mapping));
+    let reader = match &dataset.mapping {
+        Some(path) => open(Some(load_mapping(path)?)).await?,
+        None => {
+            let from_file = match dataset.format {
+                Layout::Long => Some(open(None).await?)
+                    .filter(|reader| reader.report().role_source == RoleSource::RoleColumn),
+                Layout::Wide => None,
+            };
+            match from_file {
+                Some(reader) if dataset.covariates.is_empty() => reader,
+                Some(_) => bail!(UsageError(format!(
+                    "{name}: {} has a role column, which gives the covariates; drop `covariates`",
+                    dataset.data.display()
+                ))),
+                None if dataset.target.is_empty() => bail!(UsageError(format!(
+                    "{name}: `target` is required: {} has no role column and no mapping was given",
+                    dataset.data.display()
+                ))),
+                None => open(Some(flag_mapping(dataset))).await?,
+            }
+        }
+    };
+    let targets: Vec<String> =
+        reader.channels().iter().filter(|c| c.role == Role::Target).map(|c| c.name.clone()).collect();
+    if let Some(other) = dataset.target.iter().find(|t| !targets.contains(t)) {
+        let channels = || reader.channels().iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        if !channels().contains(other) {
+            bail!(loopcast_data::DataError::ChannelNotInData {
+                path: dataset.data.clone(),
+                channel: other.clone(),
+                available: channels().join(", "),
+            });
+        }
+        bail!(UsageError(format!(
+            "{name}: `{other}` is not a target of {} (its targets: {})",
+            dataset.data.display(),
+            targets.join(", ")
+        )));
+    }
+    let scored = if dataset.target.is_empty() { targets } else { dataset.target.clone() };
+    Ok((reader, scored))
 }
 
 /// The mapping that makes `dataset`'s targets targets and its covariates known-future
 /// covariates; other channels of the file are left out.
-fn mapping(dataset: &Dataset) -> ChannelMapping {
+fn flag_mapping(dataset: &Dataset) -> ChannelMapping {
     let mut channels = BTreeMap::new();
     for target in &dataset.target {
         channels.insert(target.clone(), ChannelEntry::Role(Role::Target));
@@ -306,13 +381,8 @@ async fn backtest(
     config: BacktestConfig,
     model: Option<&LoopedWorldModel>,
 ) -> Result<Backtest> {
-    let read = ReadOptions {
-        layout: dataset.format,
-        mapping: Some(mapping(dataset)),
-        filter: dataset.filter.clone(),
-        ..ReadOptions::default()
-    };
-    let mut reader = TelemetryReader::open(&dataset.data, read).await?;
+    let (mut reader, scored) = open_with_roles(dataset).await?;
+    let config = BacktestConfig { targets: scored, ..config };
     let spec = WindowSpec {
         context: dataset.context,
         horizon: dataset.horizon,

@@ -256,3 +256,92 @@ fn twins_write_the_effect_and_planner_tables() {
     let out = loopcast(&["eval", "--twins", "2", "--data", "x.csv"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// `loopcast simulate`'s own output — targets, actions and covariates named in its `role`
+/// column — is backtested with those roles: the actions reach the model with their plan
+/// (its forecasts differ from those of the same file without them, seasonal naive's do
+/// not), every target is scored unless `--target` picks some, and a `--target` that is no
+/// target, or no channel, is refused naming it.
+#[test]
+fn a_file_with_a_role_column_is_backtested_with_its_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sre.parquet");
+    let path = data.to_str().unwrap();
+    let simulate =
+        ["simulate", "--series", "2", "--length", "700", "--plans", "1", "--seed", "11", "--out", path];
+    let out = loopcast(&simulate);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval = |name: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(name);
+        let mut args = vec!["eval", "--data", path, "--season", "288", "--horizon", "64", "--context", "512"];
+        args.extend_from_slice(&[
+            "--models",
+            "loopcast,snaive",
+            "--charts",
+            "0",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        (loopcast(&args), out_dir)
+    };
+    // (channel, model) → relative MASE's numerator, the window's MASE.
+    let scores = |out_dir: &Path| -> Vec<(String, String, f64)> {
+        let mut reader = csv::Reader::from_path(out_dir.join("windows.csv")).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let mut rows: Vec<(String, String, f64)> = reader
+            .records()
+            .map(Result::unwrap)
+            .map(|r| {
+                let key = format!("{}/{}", &r[column("series")], &r[column("channel")]);
+                (key, r[column("model")].to_string(), r[column("mase")].parse().unwrap())
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        rows
+    };
+
+    let (out, with_actions) = eval("all", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = scores(&with_actions);
+    let channels: std::collections::BTreeSet<&str> =
+        all.iter().map(|(key, _, _)| key.split('/').nth(1).unwrap()).collect();
+    let targets =
+        ["cpu_util", "error_rate", "latency_p50_ms", "latency_p95_ms", "memory_mb", "queue_depth", "rps"];
+    assert_eq!(channels.into_iter().collect::<Vec<_>>(), targets, "every target scored, nothing else");
+    assert_eq!(all.len(), 2 * 7 * 2);
+
+    let (out, blind) = eval("blind", &["--filter", "role <> 'action'"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let blind = scores(&blind);
+    let (mut same_snaive, mut moved) = (0, 0);
+    for (a, b) in all.iter().zip(&blind) {
+        assert_eq!((&a.0, &a.1), (&b.0, &b.1));
+        if a.1 == "snaive" {
+            same_snaive += usize::from(a.2 == b.2);
+        } else {
+            moved += usize::from((a.2 - b.2).abs() > 1e-9);
+        }
+    }
+    assert_eq!(same_snaive, 14, "seasonal naive never reads the actions");
+    assert!(moved > 0, "the actions reach the model: {all:?} vs {blind:?}");
+
+    let (out, picked) = eval("picked", &["--target", "cpu_util,latency_p95_ms"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let picked = scores(&picked);
+    assert_eq!(picked.len(), 2 * 2 * 2);
+    for row in &picked {
+        assert!(all.contains(row), "{row:?}: scores of a selection are those of the whole file");
+    }
+
+    let (out, _) = eval("action", &["--target", "replicas"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`replicas` is not a target"), "{}", stderr(&out));
+    let (out, _) = eval("missing", &["--target", "cpu"]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cpu") && stderr(&out).contains("replicas"), "{}", stderr(&out));
+    let (out, _) = eval("covariates", &["--covariates", "hour_of_day"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("role column"), "{}", stderr(&out));
+}

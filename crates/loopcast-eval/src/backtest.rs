@@ -94,6 +94,9 @@ pub struct BacktestConfig {
     pub forecast_options: ForecastOptions,
     /// How many (series, channel) pairs get their last window kept for a fan chart.
     pub chart_samples: usize,
+    /// Target channels to score, by name (empty: every target). The others still reach
+    /// the model as part of each window, as every action and covariate does.
+    pub targets: Vec<String>,
 }
 
 /// Quantile levels of the weighted quantile loss and CRPS (0.1 … 0.9, as GIFT-Eval).
@@ -236,12 +239,15 @@ impl Backtest {
         } else {
             None
         };
-        let targets: Vec<usize> = windows
+        // (index among the model's targets, channel index) of every target scored.
+        let targets: Vec<(usize, usize)> = windows
             .channels
             .iter()
             .enumerate()
             .filter(|(_, c)| c.role == Role::Target)
-            .map(|(i, _)| i)
+            .enumerate()
+            .filter(|(_, (_, c))| self.config.targets.is_empty() || self.config.targets.contains(&c.name))
+            .map(|(t, (c, _))| (t, c))
             .collect();
         let (channels, context_len, horizon) = (windows.channels.len(), windows.context_len, windows.horizon);
         for b in 0..windows.len() {
@@ -252,7 +258,7 @@ impl Backtest {
                 *seen - 1
             };
             let origin = rfc3339(windows.origins[b]);
-            for (t, &c) in targets.iter().enumerate() {
+            for &(t, c) in &targets {
                 let cells = |values: &[f32], mask: &[f32], len: usize| -> Vec<f64> {
                     let start = (b * channels + c) * len;
                     (start..start + len)

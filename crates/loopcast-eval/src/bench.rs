@@ -255,6 +255,7 @@ fn loops_against_accuracy(model: &LoopedWorldModel, options: BenchOptions) -> Re
             models: vec![ModelName::Loopcast],
             forecast_options: ForecastOptions { exit_threshold: Some(threshold), ..Default::default() },
             chart_samples: 0,
+            targets: Vec::new(),
         };
         let mut backtest = Backtest::new(config)?;
         backtest.push(Some(model), &windows)?;

@@ -65,6 +65,11 @@ pub struct ModelConfig {
     /// the forecast only through the looped core.
     #[serde(default)]
     pub action_effects: bool,
+    /// What the direct action path's coefficient multiplies, and how its effect applies
+    /// ([`EffectUnits`]). `scaled` (the default, and checkpoints before it existed): the
+    /// change in scaled units, added in the decoding unit.
+    #[serde(default, skip_serializing_if = "EffectUnits::is_scaled")]
+    pub effect_units: EffectUnits,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -122,6 +127,30 @@ fn is_true(value: &bool) -> bool {
     *value
 }
 
+/// The units of the direct action path (`ModelConfig::action_effects`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectUnits {
+    /// Every action and covariate channel's change from its last observed value, in
+    /// scaled units, times the coefficient, added to every quantile in the decoding unit.
+    #[default]
+    Scaled,
+    /// Every action channel's log ratio of its planned value to its last observed one
+    /// (offset by a twentieth of its typical magnitude, clipped to ±3), times the
+    /// coefficient: a log-multiplier of the target's positive part, so every quantile
+    /// `q` becomes `q + max(q, 0) · (e^{Σ c·r} − 1)` in the data's units. A replica count
+    /// doubled halves a CPU at any level with one coefficient of −1, learned by
+    /// gradient; quantiles stay ordered (the multiplier is positive). Covariates are left
+    /// to the core: they are the same in every plan of a what-if.
+    Ratio,
+}
+
+impl EffectUnits {
+    fn is_scaled(&self) -> bool {
+        *self == Self::Scaled
+    }
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -148,6 +177,7 @@ impl ModelConfig {
             deferred_decoding: true,
             anchor: true,
             action_effects: true,
+            effect_units: EffectUnits::Scaled,
             relative_effects: false,
             anchor_features: true,
             state_blend: true,
@@ -247,6 +277,9 @@ impl ModelConfig {
         }
         if self.state_blend && !self.anchor_features {
             return fail("`state_blend` needs `anchor_features = true`".to_string());
+        }
+        if self.effect_units == EffectUnits::Ratio && !self.action_effects {
+            return fail("`effect_units = \"ratio\"` needs `action_effects = true`".to_string());
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ mod retention;
 pub use batch::{MissingActions, ModelBatch};
 /// The device a model runs on (burn's; carries its backend).
 pub use burn::tensor::Device;
-pub use config::ModelConfig;
+pub use config::{EffectUnits, ModelConfig};
 pub use cost::{RequestShape, forecast_flops};
 pub use device::DeviceKind;
 pub use error::ModelError;

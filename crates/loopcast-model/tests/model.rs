@@ -4,7 +4,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Gradients;
 use burn::tensor::{Device, Tensor};
 use loopcast_core::Role;
-use loopcast_model::{ForecastOptions, Inputs, LoopedWorldModel, MissingActions, ModelBatch, ModelConfig};
+use loopcast_model::{
+    EffectUnits, ForecastOptions, Inputs, LoopedWorldModel, MissingActions, ModelBatch, ModelConfig,
+};
 use proptest::prelude::*;
 
 /// A small model for tests: two-layer encoder, width 32.
@@ -276,6 +278,15 @@ fn variants() -> [(&'static str, ModelConfig); 3] {
 #[test]
 fn a_training_step_reaches_every_parameter() {
     assert_training_reaches_every_parameter(config(), 3, 2);
+}
+
+#[test]
+fn a_training_step_reaches_the_direct_path_in_ratio_units() {
+    assert_training_reaches_every_parameter(
+        ModelConfig { effect_units: EffectUnits::Ratio, ..config() },
+        3,
+        2,
+    );
 }
 
 #[test]

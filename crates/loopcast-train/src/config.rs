@@ -135,7 +135,7 @@ pub struct LossConfig {
     #[serde(default)]
     pub twin: f64,
     /// What the twin term compares: the differences themselves, or their bounded
-    /// transform (`docs/MODEL.md`, "What the oracle shows").
+    /// transform (docs/experiments/effects.md, "What the oracle shows").
     #[serde(default)]
     pub twin_scale: TwinScale,
     /// When above 0, each series' pinball and twin losses are also divided by its
@@ -160,6 +160,11 @@ pub enum TwinScale {
     /// 0): linear for effects of a
     /// few units, logarithmic beyond, so a blow-up counts by its ratio, not its size.
     Asinh,
+    /// The difference of `ln(max(x, 0) + ε)` of the two twins in the data's units, `ε` a
+    /// twentieth of the series' typical magnitude (|location| + scale): the log ratio of
+    /// the twins, scale-free, so a halved CPU counts alike at 6 % and at 60 %, and the
+    /// unit in which `effect_units = "ratio"` writes its effects.
+    Log,
 }
 
 /// The windows a run trains on: generated on the fly from seeds.

@@ -24,5 +24,5 @@ pub use config::{
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
 pub use relative::{RelativeFit, fit_relative_path};
-pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train};
+pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train, train_on};
 pub use validate::{ValidationReport, ValidationSet, evaluate, fitted_interval_scale};

@@ -116,6 +116,15 @@ pub fn step_loss(
         let point = point.reshape([b, t, k * p]);
         match weights.twin_scale {
             TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans),
+            TwinScale::Log => {
+                let per_target = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
+                let (location, scale) = (per_target(&inputs.location), per_target(&inputs.scale));
+                let offset = (location.clone().abs() + scale.clone()).mul_scalar(0.05);
+                let log = |x: Tensor<3>| {
+                    ((x * scale.clone() + location.clone()).clamp_min(0.0) + offset.clone()).log()
+                };
+                twin_loss(log(point), log(truth.clone()), &mask, &Tensor::ones([b, t, 1], device), plans)
+            }
             TwinScale::Asinh => {
                 let unit = inputs.naive_error.clone().clamp_min(weights.naive_floor.max(1e-3));
                 let bounded = |x: Tensor<3>| asinh(x / unit.clone());

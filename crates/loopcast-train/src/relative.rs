@@ -1,5 +1,5 @@
 //! The relative action path fitted by least squares after training (`effects.relative_pairs`,
-//! `docs/MODEL.md`, "The relative path, fitted"): gradient steps do not open it, a linear
+//! docs/experiments/effects.md, "The relative path, fitted"): gradient steps do not open it, a linear
 //! solve on a frozen network does.
 //!
 //! On SRE twin pairs drawn like the recipe's own (from step indices no run reaches), the

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_model::{DeviceKind, LoopedWorldModel, ModelConfig, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{EVALUATION_SEEDS, Source, SreLayout, VALIDATION_SEEDS, training_batch};
+use crate::data::{EVALUATION_SEEDS, Source, SreLayout, StepBatch, VALIDATION_SEEDS, training_batch};
 use crate::{
     LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fit_relative_path,
     fitted_interval_scale, step_loss,
@@ -117,6 +117,19 @@ pub fn train(
     options: &TrainOptions,
     stop: &dyn StopSignal,
 ) -> Result<TrainOutcome, TrainError> {
+    train_on(config, options, stop, &|step| training_batch(config, step))
+}
+
+/// [`train`] on the windows `batches` gives for each step (a pure function of the step,
+/// so a resumed run sees the batches an uninterrupted one would) instead of the recipe's
+/// mixture: a world of one's own, e.g. with a planted effect. Validation, calibration and
+/// the held-out evaluation stay the recipe's.
+pub fn train_on(
+    config: &TrainConfig,
+    options: &TrainOptions,
+    stop: &dyn StopSignal,
+    batches: &dyn Fn(u64) -> Result<StepBatch, TrainError>,
+) -> Result<TrainOutcome, TrainError> {
     config.validate().map_err(|message| TrainError::Config { path: options.out_dir.clone(), message })?;
     let out = &options.out_dir;
     fs::create_dir_all(out).map_err(|e| io(out, e))?;
@@ -180,7 +193,7 @@ pub fn train(
             progress.abandon_with_message(format!("interrupted at step {step}; checkpoint written"));
             return Ok(TrainOutcome::Interrupted { step });
         }
-        let batch = training_batch(config, step)?;
+        let batch = batches(step)?;
         let (loss, values) = step_loss(&network, config, &batch, &device)?;
         if !values.total.is_finite() {
             return Err(TrainError::Diverged { step, detail: format!("{values:?}") });
