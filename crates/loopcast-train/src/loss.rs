@@ -119,7 +119,7 @@ pub fn step_loss(
             TwinScale::Log => {
                 let per_target = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
                 let (location, scale) = (per_target(&inputs.location), per_target(&inputs.scale));
-                let offset = (location.clone().abs() + scale.clone()).mul_scalar(0.05);
+                let offset = per_target(&inputs.log_offset());
                 let log = |x: Tensor<3>| {
                     ((x * scale.clone() + location.clone()).clamp_min(0.0) + offset.clone()).log()
                 };

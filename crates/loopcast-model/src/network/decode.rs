@@ -193,16 +193,16 @@ pub(super) fn select_patches(x: Tensor<3>, ids: &Tensor<1, Int>, p: usize) -> Te
 
 /// Anchor features per future step (see [`anchor_features`]).
 /// Every channel's log ratio of its planned value to its last observed one over the padded
-/// future, `[B, C', K·P]` for the `channels`, in the data's units: each offset by a
-/// twentieth of the channel's typical magnitude (|location| + scale), so a channel at zero
-/// has a ratio, clipped to ±3, and zero where the plan is unknown.
+/// future, `[B, C', K·P]` for the `channels`, in the data's units: each side offset by
+/// [`Inputs::log_offset`], so a channel at zero has a ratio, clipped to ±3, and zero where
+/// the plan is unknown.
 pub(super) fn log_ratios(inputs: &Inputs, channels: Tensor<1, Int>) -> Tensor<3> {
     let [b, _, len] = inputs.future.dims();
     let a = channels.dims()[0];
     let pick =
         |x: &Tensor<3>, steps: usize| x.clone().select(1, channels.clone()).slice([0..b, 0..a, 0..steps]);
-    let (location, scale) = (pick(&inputs.location, 1), pick(&inputs.scale, 1));
-    let offset = (location.clone().abs() + scale.clone()).mul_scalar(0.05);
+    let (location, scale, offset) =
+        (pick(&inputs.location, 1), pick(&inputs.scale, 1), pick(&inputs.log_offset(), 1));
     let magnitude = |x: Tensor<3>| (x * scale.clone() + location.clone()).abs() + offset.clone();
     let (planned, last) = (pick(&inputs.future, len), pick(&inputs.last, 1));
     (magnitude(planned) / magnitude(last)).log().clamp(-3.0, 3.0) * pick(&inputs.future_mask, len)

@@ -204,6 +204,13 @@ impl Inputs {
         }
     }
 
+    /// A twentieth of each channel's typical magnitude, `(|location| + scale) / 20`,
+    /// `[B, C, 1]`: what log ratios of the data add to both sides, so a channel at zero
+    /// has one (the ratio action path's features; the log twin loss of training).
+    pub fn log_offset(&self) -> Tensor<3> {
+        (self.location.clone().abs() + self.scale.clone()).mul_scalar(0.05)
+    }
+
     /// `(sign · ln(1 + |location|), ln scale)` per channel, `[B, C, 2]`: the level and
     /// spread the scaling removed, given back to the network as features.
     pub(super) fn statistics(&self) -> Tensor<3> {
