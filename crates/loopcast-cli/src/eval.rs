@@ -18,6 +18,7 @@ use loopcast_eval::counterfactual::TwinSpec;
 use loopcast_eval::report::{fan_chart, markdown_table, write_atomically, write_csv};
 use loopcast_eval::{Backtest, BacktestConfig, ModelName, ModelSummary, metrics};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
+use loopcast_sim::Topology;
 use serde::{Deserialize, Serialize};
 
 use crate::inspect::{LayoutArg, load_mapping};
@@ -44,6 +45,11 @@ pub(crate) struct EvalArgs {
     /// Plans per twin episode: the operator's own and `plans − 1` departures.
     #[arg(long, default_value_t = 4, requires = "twins")]
     plans: usize,
+    /// The world of the twins: `sre`, the SRE world training draws from, or `two-tier`,
+    /// the held-out world whose replicas call a downstream of fixed capacity
+    /// (docs/SIMULATOR.md).
+    #[arg(long, default_value = "sre", requires = "twins")]
+    world: Topology,
     /// Planning problems scored with the twins (`0`: none) [default: the twins' count].
     #[arg(long, requires = "twins")]
     planner_problems: Option<usize>,
@@ -237,6 +243,7 @@ fn run_twins(args: &EvalArgs, episodes: usize) -> Result<()> {
             context: args.context.unwrap_or(defaults.context),
             horizon: args.horizon.unwrap_or(defaults.horizon),
             plans: args.plans,
+            topology: args.world,
         },
         problems: args.planner_problems.unwrap_or(episodes),
         planner_budget: args.planner_budget,

@@ -1,6 +1,7 @@
 //! The `loopcast` command-line tool.
 
 mod bench;
+mod calibrate;
 mod eval;
 mod inspect;
 mod local;
@@ -45,6 +46,9 @@ enum Command {
     /// Train the looped world model on the simulator and the synthetic prior, with
     /// validation, checkpoints and `--resume`.
     Train(train::TrainArgs),
+    /// Fit a model's effect intervals (how much of a predicted effect the planner trusts)
+    /// on simulator twins from the validation range, and write the calibrated model.
+    Calibrate(calibrate::CalibrateArgs),
     /// Describe the model loopcast uses by default (embedded in the binary), or a
     /// checkpoint directory.
     Models(models::ModelsArgs),
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
             Command::Train(args) => train::run(args).await,
+            Command::Calibrate(args) => calibrate::run(args).await,
             Command::Models(args) => models::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Forecast(args) => local::run_request(local::RequestKind::Forecast, args).await,

@@ -11,7 +11,7 @@ use loopcast_core::Frequency;
 use loopcast_data::LongSeriesWriter;
 use loopcast_sim::policy::{future_variants, history_plan};
 use loopcast_sim::prior::{PriorSpec, prior_series};
-use loopcast_sim::{ActionPlan, ParamRanges, World};
+use loopcast_sim::{ActionPlan, ParamRanges, Topology, World};
 
 use crate::{Interrupted, UsageError, interrupt_flag};
 use serde::Serialize;
@@ -19,7 +19,9 @@ use serde::Serialize;
 /// Arguments of `loopcast simulate`.
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
-    /// Which generator: the SRE service world, or the synthetic prior of plain shapes.
+    /// Which generator: the SRE service world, the two-tier world (the same services in
+    /// front of a downstream of fixed capacity, held out from training), or the synthetic
+    /// prior of plain shapes.
     #[arg(long, value_enum, default_value_t = WorldArg::Sre)]
     world: WorldArg,
     /// Number of series (services); series `i` uses seed `seed + i`.
@@ -58,9 +60,10 @@ pub(crate) struct SimulateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 enum WorldArg {
     Sre,
+    TwoTier,
     Prior,
 }
 
@@ -114,10 +117,13 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<()> {
         }
         let seed = args.seed.wrapping_add(i);
         match args.world {
-            WorldArg::Sre => {
+            WorldArg::Sre | WorldArg::TwoTier => {
                 let frequency = args.freq.unwrap_or(Frequency::minutes(5));
+                let topology =
+                    if args.world == WorldArg::TwoTier { Topology::TwoTier } else { Topology::Single };
                 let world = World::new(seed, ranges.draw(seed), frequency, length)
-                    .with_context(|| format!("series {i} (seed {seed})"))?;
+                    .with_context(|| format!("series {i} (seed {seed})"))?
+                    .with_topology(topology);
                 let base = history_plan(&world);
                 let plans: Vec<ActionPlan> =
                     future_variants(&world, &base, length - horizon, args.plans as usize)

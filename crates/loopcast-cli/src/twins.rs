@@ -19,6 +19,7 @@ use loopcast_eval::counterfactual::{EffectModel, TwinSpec, evaluate_effects, twi
 use loopcast_eval::plan_eval::{PlanEvalSpec, evaluate_planner};
 use loopcast_eval::report::{write_atomically, write_csv};
 use loopcast_model::{ForecastOptions, LoopedWorldModel};
+use loopcast_sim::Topology;
 use serde::Serialize;
 
 use crate::{Interrupted, UsageError, interrupt_flag};
@@ -35,6 +36,7 @@ pub(crate) struct TwinsRun {
 #[derive(Serialize)]
 struct Results<'a> {
     model: &'a str,
+    world: Topology,
     first_seed: u64,
     context: usize,
     horizon: usize,
@@ -112,8 +114,9 @@ pub(crate) fn run(
     };
     let t = &run.twins;
     let mut markdown = format!(
-        "# Counterfactuals on held-out simulator twins\n\nModel `{name}`; seeds {} to {}, context {}, \
-         horizon {} (5-minute steps), {} plans per episode.\n\n## Effects\n\n{}",
+        "# Counterfactuals on held-out simulator twins\n\nModel `{name}`; world `{}`; seeds {} to {}, \
+         context {}, horizon {} (5-minute steps), {} plans per episode.\n\n## Effects\n\n{}",
+        t.topology.as_str(),
         t.first_seed,
         t.first_seed + t.episodes as u64 - 1,
         t.context,
@@ -126,6 +129,7 @@ pub(crate) fn run(
     }
     let results = Results {
         model: name,
+        world: t.topology,
         first_seed: t.first_seed,
         context: t.context,
         horizon: t.horizon,

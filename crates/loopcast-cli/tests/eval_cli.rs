@@ -246,6 +246,42 @@ fn twins_write_the_effect_and_planner_tables() {
     assert_eq!(json["counterfactual"]["departures"], 4);
     assert_eq!(json["planner"]["episodes"], 1);
     assert!(json["counterfactual"]["rows"].is_null(), "per-effect rows go to the CSV only");
+    assert_eq!(json["world"], "sre");
+
+    // The same seeds in the held-out two-tier world: scored against that world's truth.
+    let two_tier = dir.path().join("two-tier");
+    let out = loopcast(&[
+        "eval",
+        "--twins",
+        "2",
+        "--plans",
+        "3",
+        "--context",
+        "384",
+        "--horizon",
+        "48",
+        "--planner-problems",
+        "0",
+        "--world",
+        "two-tier",
+        "--out",
+        two_tier.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let markdown = std::fs::read_to_string(two_tier.join("counterfactual.md")).unwrap();
+    assert!(markdown.contains("world `two-tier`"), "{markdown}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(two_tier.join("counterfactual.json")).unwrap()).unwrap();
+    assert_eq!(json["world"], "two-tier");
+    let mut reader = csv::Reader::from_path(two_tier.join("effects.csv")).unwrap();
+    let other: std::collections::BTreeMap<_, _> = reader
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| &r[model] == "oracle")
+        .map(|r| ((r[seed].to_string(), r[plan].to_string(), r[channel].to_string()), r[truth].to_string()))
+        .collect();
+    assert!(!other.is_empty());
+    assert_ne!(other, truths("oracle"), "the two worlds' effects differ");
 
     // Flags that cannot work: exit 2.
     let out = loopcast(&["eval", "--twins", "2", "--plans", "1", "--out", out_dir.to_str().unwrap()]);
@@ -255,6 +291,9 @@ fn twins_write_the_effect_and_planner_tables() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     let out = loopcast(&["eval", "--twins", "2", "--data", "x.csv"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = loopcast(&["eval", "--twins", "2", "--world", "three-tier"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("two-tier"), "{}", stderr(&out));
 }
 
 /// `loopcast simulate`'s own output — targets, actions and covariates named in its `role`

@@ -106,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(score) =
                     score_effect(&observed_values(&episode.history, t), &base, &twin, &predicted, None)
                 {
-                    all.push(score);
+                    all.push(score.clone());
                     by_variant.entry(format!("{:?}", episode.plans[plan].0)).or_default().push(score);
                 }
             }

@@ -292,8 +292,7 @@ fn loops_against_accuracy(model: &LoopedWorldModel, options: BenchOptions) -> Re
 /// Held-out SRE episodes as backtest windows: the history and the future under the
 /// operator's own plan, every channel.
 fn held_out_windows(episodes: usize) -> Result<WindowBatch, EvalError> {
-    let spec =
-        TwinSpec { first_seed: HELD_OUT_SEEDS, episodes, context: CONTEXT, horizon: HORIZON, plans: 1 };
+    let spec = TwinSpec { episodes, context: CONTEXT, horizon: HORIZON, plans: 1, ..TwinSpec::default() };
     let episodes = twin_episodes(spec)?;
     let first = episodes
         .first()

@@ -23,14 +23,15 @@
 //!
 //! loopcast's effect at level `u` is `Q_plan(u) − Q_base(u)`, the two forecasts paired
 //! level by level (as the service reports differences); its 80 % interval spans those
-//! differences over the levels 0.1 … 0.9.
+//! differences over the levels 0.1 … 0.9, widened on both sides by the model's
+//! `effect_widening` times the median's difference (the planner's effect intervals).
 
 use std::collections::BTreeMap;
 
 use loopcast_core::{Frequency, RegularSeries, Role};
 use loopcast_model::{ForecastOptions, LoopedWorldModel, ModelBatch};
 use loopcast_sim::policy::Variant;
-use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, sre_episode};
+use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, Topology, sre_episode};
 use serde::{Deserialize, Serialize};
 
 use crate::arx::{Arx, ArxSpec, empirical_quantile};
@@ -54,11 +55,21 @@ pub struct TwinSpec {
     pub horizon: usize,
     /// Plans per episode, the operator's own plan first: `plans − 1` departures.
     pub plans: usize,
+    /// The world the services live in: the SRE world training draws from, or the
+    /// held-out two-tier world.
+    pub topology: Topology,
 }
 
 impl Default for TwinSpec {
     fn default() -> Self {
-        Self { first_seed: HELD_OUT_SEEDS, episodes: 48, context: 512, horizon: 64, plans: 4 }
+        Self {
+            first_seed: HELD_OUT_SEEDS,
+            episodes: 48,
+            context: 512,
+            horizon: 64,
+            plans: 4,
+            topology: Topology::Single,
+        }
     }
 }
 
@@ -76,6 +87,7 @@ pub fn twin_episodes(spec: TwinSpec) -> Result<Vec<Episode>, EvalError> {
         horizon: spec.horizon,
         plans: spec.plans,
         frequency: twin_frequency(),
+        topology: spec.topology,
     };
     let ranges = ParamRanges::default();
     (spec.first_seed..spec.first_seed + spec.episodes as u64)
@@ -113,7 +125,7 @@ impl EffectModel {
 }
 
 /// How one material effect was predicted.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EffectScore {
     /// `Σ|predicted − true| / Σ|true|` over the steps where both twins were observed.
     pub error: f64,
@@ -121,6 +133,10 @@ pub struct EffectScore {
     pub sign_right: bool,
     /// Steps inside the 80 % effect interval, and steps scored (`None`: no interval).
     pub covered: Option<(usize, usize)>,
+    /// Per scored step with an interval, how far the true effect lies outside it, in units
+    /// of the predicted effect's size at that step (negative inside; infinite for a step
+    /// outside with no predicted effect): the widening that step needs to be covered.
+    pub excess: Vec<f64>,
     /// The true effect's mean per scored step, in the channel's units.
     pub true_mean: f64,
     /// The predicted effect's mean per scored step, in the channel's units.
@@ -160,8 +176,32 @@ pub fn score_effect(
         let inside = steps.iter().filter(|i| lower[**i] <= truth(**i) && truth(**i) <= upper[**i]).count();
         (inside, steps.len())
     });
+    let excess = match interval {
+        Some((lower, upper)) => steps
+            .iter()
+            .map(|i| {
+                let outside = (lower[*i] - truth(*i)).max(truth(*i) - upper[*i]);
+                let unit = predicted[*i].abs();
+                if unit > 0.0 {
+                    outside / unit
+                } else if outside > 0.0 {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let n = steps.len() as f64;
-    Some(EffectScore { error, sign_right, covered, true_mean: true_sum / n, predicted_mean: guess / n })
+    Some(EffectScore {
+        error,
+        sign_right,
+        covered,
+        excess,
+        true_mean: true_sum / n,
+        predicted_mean: guess / n,
+    })
 }
 
 /// Running totals of [`EffectScore`]s.
@@ -172,11 +212,13 @@ pub struct EffectTally {
     signs_right: usize,
     covered: usize,
     scored_steps: usize,
+    excess: Vec<f64>,
 }
 
 impl EffectTally {
     /// Adds one score.
     pub fn push(&mut self, score: EffectScore) {
+        self.excess.extend_from_slice(&score.excess);
         self.errors.push(score.error);
         // An effect that changes sign over the horizon can sum to nothing: it has no gain.
         if score.true_mean != 0.0 {
@@ -199,6 +241,10 @@ impl EffectTally {
             sign_accuracy: (n > 0).then(|| self.signs_right as f64 / n as f64),
             interval_coverage: (self.scored_steps > 0)
                 .then(|| self.covered as f64 / self.scored_steps as f64),
+            // Interpolating between two infinite order statistics gives NaN: still infinite.
+            widening_to_80: (!self.excess.is_empty())
+                .then(|| quantile(&mut self.excess.clone(), 0.8))
+                .map(|w| if w.is_nan() { f64::INFINITY } else { w }),
         }
     }
 }
@@ -222,6 +268,12 @@ pub struct EffectSummary {
     pub sign_accuracy: Option<f64>,
     /// Share of the true effect's steps inside the 80 % effect interval.
     pub interval_coverage: Option<f64>,
+    /// How much the intervals must widen on each side, in units of each step's predicted
+    /// effect, to cover 80 % of the steps (negative: they could narrow; infinite: no
+    /// widening reaches 80 %, the effect predicted at zero where it is not). A model's
+    /// `effect_widening` plus this is its calibrated widening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widening_to_80: Option<f64>,
 }
 
 /// One scored effect, for the per-effect CSV.
@@ -302,6 +354,18 @@ impl CounterfactualReport {
                 cell(s.sign_accuracy, true),
                 cell(s.interval_coverage, true),
                 cell(s.median_gain, false)
+            ));
+        }
+        if let Some(w) = self.overall.get(&EffectModel::Loopcast).and_then(|s| s.widening_to_80) {
+            out.push_str(&format!(
+                "\nloopcast's effect intervals would cover 80 % of the steps widened on each side by {} × \
+                 the predicted effect (`effect_widening` {}).\n",
+                if w.is_finite() { format!("{w:.2}") } else { "∞".into() },
+                if w.is_finite() {
+                    "plus this, at least 0"
+                } else {
+                    "cannot reach it: effects predicted at zero"
+                }
             ));
         }
         for (title, column, groups, with_gain) in [
@@ -470,11 +534,11 @@ pub fn evaluate_effects(
     let mut rows = Vec::new();
     let mut record =
         |model: EffectModel, episode: &Episode, plan: usize, channel: usize, score: EffectScore| {
-            tallies.entry(model).or_default().push(score);
+            tallies.entry(model).or_default().push(score.clone());
             let variant = variant_name(episode.plans[plan].0);
-            by_variant.entry(model).or_default().entry(variant.clone()).or_default().push(score);
+            by_variant.entry(model).or_default().entry(variant.clone()).or_default().push(score.clone());
             let channel = episode.history.channels[channel].spec.name.clone();
-            by_channel.entry(model).or_default().entry(channel.clone()).or_default().push(score);
+            by_channel.entry(model).or_default().entry(channel.clone()).or_default().push(score.clone());
             rows.push(EffectRow {
                 seed: episode.seed,
                 plan,
@@ -542,11 +606,20 @@ pub fn evaluate_effects(
                         let twin = observed_values(&episode.futures[plan], t);
                         let predicted = paired(plan, median);
                         let differences: Vec<Vec<f64>> = interval.iter().map(|q| paired(plan, *q)).collect();
+                        // The level-by-level differences, widened by the model's effect
+                        // intervals (`ModelConfig::effect_widening`, as the planner widens).
+                        let widening = model.config().effect_widening;
                         let lower: Vec<f64> = (0..steps)
-                            .map(|h| differences.iter().map(|d| d[h]).fold(f64::INFINITY, f64::min))
+                            .map(|h| {
+                                differences.iter().map(|d| d[h]).fold(f64::INFINITY, f64::min)
+                                    - widening * predicted[h].abs()
+                            })
                             .collect();
                         let upper: Vec<f64> = (0..steps)
-                            .map(|h| differences.iter().map(|d| d[h]).fold(f64::NEG_INFINITY, f64::max))
+                            .map(|h| {
+                                differences.iter().map(|d| d[h]).fold(f64::NEG_INFINITY, f64::max)
+                                    + widening * predicted[h].abs()
+                            })
                             .collect();
                         if let Some(score) =
                             score_effect(&context, &base, &twin, &predicted, Some((&lower, &upper)))
@@ -695,6 +768,18 @@ mod tests {
         assert_eq!(zero.error, 1.0);
         assert!(!zero.sign_right, "a zero predicted effect is not a right sign");
         assert_eq!(zero.covered, Some((0, 2)));
+        // How far each step lies outside its interval, in predicted effects: the first on
+        // its edge, the second half a unit inside (of 3); none of a zero prediction helps.
+        assert_eq!(score.excess.len(), 2);
+        assert!(score.excess[0].abs() < 1e-12 && (score.excess[1] + 0.5 / 3.0).abs() < 1e-12);
+        assert_eq!(zero.excess, vec![f64::INFINITY; 2]);
+        let mut tally = EffectTally::default();
+        tally.push(score.clone());
+        // The 80 % quantile of −1/6 and 0: the intervals could narrow by 1/30.
+        assert!((tally.summary().widening_to_80.unwrap() + 1.0 / 30.0).abs() < 1e-12);
+        tally.push(zero);
+        assert_eq!(tally.summary().widening_to_80, Some(f64::INFINITY));
+        assert_eq!(EffectTally::default().summary().widening_to_80, None);
         // An immaterial effect (under a tenth of the context's spread) is not scored, and
         // unobserved steps are skipped.
         assert!(score_effect(&context, &base, &[10.01, 10.0], &[0.0, 0.0], None).is_none());
@@ -707,7 +792,15 @@ mod tests {
         let mut tally = EffectTally::default();
         for (error, sign_right) in [(0.2, true), (0.8, false), (0.4, true), (1.0, true)] {
             let (true_mean, predicted_mean) = (1.0, 1.0 - error);
-            tally.push(EffectScore { error, sign_right, covered: Some((1, 4)), true_mean, predicted_mean });
+            let excess = Vec::new();
+            tally.push(EffectScore {
+                error,
+                sign_right,
+                covered: Some((1, 4)),
+                excess,
+                true_mean,
+                predicted_mean,
+            });
         }
         let summary = tally.summary();
         assert_eq!(summary.material, 4);
@@ -719,6 +812,7 @@ mod tests {
             error: 0.5,
             sign_right: false,
             covered: None,
+            excess: Vec::new(),
             true_mean: 0.0,
             predicted_mean: 1.0,
         });

@@ -155,7 +155,8 @@ impl Problem {
         let fail = |e: loopcast_sim::SimError| EvalError::Config(e.to_string());
         let (context, horizon) = (spec.twins.context, spec.twins.horizon);
         let world = World::new(seed, ParamRanges::default().draw(seed), twin_frequency(), context + horizon)
-            .map_err(fail)?;
+            .map_err(fail)?
+            .with_topology(spec.twins.topology);
         let base = history_plan(&world);
         let run = world.run(&base).map_err(fail)?;
         let history = run.series.slice(0..context);
@@ -239,6 +240,12 @@ pub fn evaluate_planner(
         let (batch, own) = whatif_inputs(&[&problem.history], &[vec![&problem.future]], false)?;
         let row = problem.replicas * horizon;
         let bound = Bound { level: spec.quantile, value: problem.slo_ms, upper: true };
+        // With effect intervals, every schedule is judged by its departure from the
+        // forecast under the operator's own plan, as `POST /v1/plan` judges it.
+        let widening = model.config().effect_widening;
+        let own_forecast =
+            if widening > 0.0 { Some(model.whatif(&batch, &own[..1], options)?.remove(0)) } else { None };
+        let median = model.config().median_level();
         let planned = search(&problem, spec.budget, |schedules| {
             let plans: Vec<PlanArrays> = schedules
                 .iter()
@@ -253,7 +260,16 @@ pub fn evaluate_planner(
             let forecasts = model.whatif(&batch, &plans, options)?;
             Ok(forecasts
                 .iter()
-                .map(|f| bound.judge(&f.levels, horizon, |h, q| f64::from(f.value(0, problem.latency, h, q))))
+                .map(|f| {
+                    let value = |h, q| f64::from(f.value(0, problem.latency, h, q));
+                    match &own_forecast {
+                        Some(own) => {
+                            let own = |h, q| f64::from(own.value(0, problem.latency, h, q));
+                            bound.judge_departure(&f.levels, horizon, median, value, own, widening)
+                        }
+                        None => bound.judge(&f.levels, horizon, value),
+                    }
+                })
                 .collect())
         })?;
         // The same search with the simulator as its judge: a perfect model.

@@ -109,6 +109,15 @@ pub struct ModelConfig {
     /// values (`validation.calibrate` in the training recipe; split conformal on one scale).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub interval_scale: f64,
+    /// The model's effect intervals for planning: a schedule's predicted departure from
+    /// the operator's own plan is trusted only to within this share of its size, so the
+    /// planner judges each step's quantiles moved by this times the departure of the
+    /// median, towards breaking the bound (`planner::Bound::judge_departure`). Where it is
+    /// so wide that no schedule is certain to keep the bound, the planner refuses
+    /// (`feasible: false`) rather than recommend one. 0 (models before it existed) trusts
+    /// each predicted effect as it is.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub effect_widening: f64,
 }
 
 fn one() -> f64 {
@@ -117,6 +126,10 @@ fn one() -> f64 {
 
 fn is_one(value: &f64) -> bool {
     *value == 1.0
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 fn yes() -> bool {
@@ -183,6 +196,7 @@ impl ModelConfig {
             state_blend: true,
             naive_unit_context: true,
             interval_scale: 1.0,
+            effect_widening: 0.0,
         }
     }
 
@@ -268,6 +282,9 @@ impl ModelConfig {
         }
         if !(self.interval_scale > 0.0 && self.interval_scale.is_finite()) {
             return fail(format!("`interval_scale` must be positive, got {}", self.interval_scale));
+        }
+        if !(self.effect_widening >= 0.0 && self.effect_widening.is_finite()) {
+            return fail(format!("`effect_widening` must be 0 or more, got {}", self.effect_widening));
         }
         if self.anchor_features && !self.anchor {
             return fail("`anchor_features` needs `anchor = true`".to_string());

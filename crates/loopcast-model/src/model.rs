@@ -116,6 +116,14 @@ impl LoopedWorldModel {
         Self { network, config, device: device.clone(), history_encodings: AtomicUsize::new(0) }
     }
 
+    /// The same weights with the planner's effect intervals widened by `widening`
+    /// (`ModelConfig::effect_widening`, a setting fitted after training, not a weight).
+    pub fn with_effect_widening(self, widening: f64) -> Result<Self, ModelError> {
+        let config = ModelConfig { effect_widening: widening, ..self.config.clone() };
+        config.validate()?;
+        Ok(Self { config, ..self })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.config
@@ -301,6 +309,7 @@ impl LoopedWorldModel {
         let adds_path = config.relative_effects && !saved.config.relative_effects;
         let comparable = ModelConfig {
             interval_scale: config.interval_scale,
+            effect_widening: config.effect_widening,
             relative_effects: config.relative_effects,
             ..saved.config.clone()
         };

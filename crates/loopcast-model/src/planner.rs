@@ -382,6 +382,27 @@ impl Bound {
         let meets = if self.upper { worst <= self.value } else { worst >= self.value };
         Outcome { worst, risk, meets }
     }
+
+    /// [`Bound::judge`] of a schedule's forecast `value` through the model's effect
+    /// intervals (`ModelConfig::effect_widening`): at every step its quantiles move by
+    /// `widening` times the distance of its median (`levels[median]`) from the median under
+    /// the operator's own plan (`own`), towards breaking the bound. A schedule is then
+    /// judged to keep the bound only if it would with its predicted effect that much
+    /// smaller or larger; one the model forecasts no departure for is judged as it is.
+    pub fn judge_departure(
+        &self,
+        levels: &[f64],
+        steps: usize,
+        median: usize,
+        value: impl Fn(usize, usize) -> f64,
+        own: impl Fn(usize, usize) -> f64,
+        widening: f64,
+    ) -> Outcome {
+        let towards_breach = if self.upper { widening } else { -widening };
+        self.judge(levels, steps, |h, q| {
+            value(h, q) + towards_breach * (value(h, median) - own(h, median)).abs()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -465,6 +486,24 @@ mod tests {
         run(&mut search, utilisation(&demand));
         assert_eq!(search.evaluated().len(), 3);
         assert!(search.evaluated().iter().any(|e| e.schedule[0][0] == 38));
+    }
+
+    /// Widened by 0.5, a schedule forecast 40 under the own plan's median is judged 20
+    /// higher at every level (upper bound) or lower (lower bound); no departure, no change.
+    #[test]
+    fn effect_intervals_move_a_departure_towards_the_breach() {
+        let levels = [0.1, 0.5, 0.9];
+        let schedule = |_h: usize, q: usize| [50.0, 60.0, 70.0][q];
+        let own = |_h: usize, q: usize| [90.0, 100.0, 110.0][q];
+        let upper = Bound { level: 0.9, value: 80.0, upper: true };
+        assert!(upper.judge(&levels, 2, schedule).meets);
+        let widened = upper.judge_departure(&levels, 2, 1, schedule, own, 0.5);
+        assert!((widened.worst - 90.0).abs() < 1e-9 && !widened.meets, "{widened:?}");
+        let lower = Bound { level: 0.1, value: 45.0, upper: false };
+        let widened = lower.judge_departure(&levels, 2, 1, schedule, own, 0.5);
+        assert!((widened.worst - 30.0).abs() < 1e-9 && !widened.meets, "{widened:?}");
+        let unchanged = upper.judge_departure(&levels, 2, 1, schedule, schedule, 10.0);
+        assert_eq!(unchanged, upper.judge(&levels, 2, schedule));
     }
 
     #[test]

@@ -279,10 +279,12 @@ pub struct PlanResponse {
     pub timestamps: Vec<DateTime<Utc>>,
     /// Quantile levels of every trajectory.
     pub quantiles: Vec<f64>,
-    /// Whether some schedule keeps the bound.
+    /// Whether some schedule keeps the bound, effect intervals included.
     pub feasible: bool,
     /// The answer in one sentence.
     pub detail: String,
+    /// Why no schedule is recommended (absent when one is).
+    pub refusal: Option<PlanRefusal>,
     /// The cheapest schedule found that keeps the bound (absent when none does).
     pub plan: Option<PlannedOutcome>,
     /// When no schedule keeps the bound: the least risky one evaluated.
@@ -294,6 +296,17 @@ pub struct PlanResponse {
     pub search: SearchSummary,
     /// What became of unknown future cells of the other actions.
     pub missing_actions: MissingActionsInput,
+}
+
+/// Why `POST /v1/plan` recommends no schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanRefusal {
+    /// No schedule evaluated keeps the bound, even by its forecast.
+    Unreachable,
+    /// Some schedules keep the bound by their forecast, but none once the model's effect
+    /// intervals are accounted for: the model cannot vouch for any of them.
+    UncertainEffects,
 }
 
 /// One quantile level's trajectory.

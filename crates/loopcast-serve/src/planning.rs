@@ -10,7 +10,8 @@ use loopcast_model::Forecast;
 use loopcast_model::planner::{Bound, Dimension, Evaluated, Search};
 
 use crate::api::{
-    ActionSpace, PlanCandidate, PlanConstraint, PlanRequest, PlanResponse, PlannedOutcome, SearchSummary,
+    ActionSpace, PlanCandidate, PlanConstraint, PlanRefusal, PlanRequest, PlanResponse, PlannedOutcome,
+    SearchSummary,
 };
 use crate::app::AppState;
 use crate::batcher::Plan;
@@ -55,7 +56,19 @@ impl AppState {
 
         let mut search = Search::new(dims, horizon, budget);
         let own = own_future(series).remove(0);
+        let widening = bounds.effect_widening;
+        let median = median_level(&bounds.levels);
+        // The model's effect intervals are about departures from the operator's own plan:
+        // its forecast is the reference every schedule's effect is measured from.
+        let own_forecast = if widening > 0.0 {
+            let answers = self.run(&prepared, |_| vec![own.clone()], deadline).await?;
+            let (results, at) = answers.of(0);
+            Some((results[0].clone(), at))
+        } else {
+            None
+        };
         let mut forecasts: Vec<Forecast> = Vec::new();
+        let mut kept_by_forecast = 0;
         let mut window = 0;
         while let Some(schedules) = search.propose() {
             let plans: Vec<Plan> = schedules
@@ -76,7 +89,14 @@ impl AppState {
             window = at;
             let outcomes: Vec<_> = results
                 .iter()
-                .map(|f| bound.judge(&f.levels, horizon, |h, q| f64::from(f.value(window, target, h, q))))
+                .map(|f| {
+                    let value = |h, q| f64::from(f.value(window, target, h, q));
+                    let forecast = bound.judge(&f.levels, horizon, value);
+                    let Some((own, at)) = &own_forecast else { return forecast };
+                    kept_by_forecast += usize::from(forecast.meets);
+                    let own = |h, q| f64::from(own.value(*at, target, h, q));
+                    bound.judge_departure(&f.levels, horizon, median, value, own, widening)
+                })
                 .collect();
             search.observe(&outcomes);
             forecasts.extend(results.iter().cloned());
@@ -90,13 +110,19 @@ impl AppState {
         };
         let best = search.best();
         let closest = if best.is_none() { search.safest() } else { None };
+        let refusal = match best {
+            Some(_) => None,
+            None if kept_by_forecast > 0 => Some(PlanRefusal::UncertainEffects),
+            None => Some(PlanRefusal::Unreachable),
+        };
         Ok(PlanResponse {
             model: self.model_name().to_string(),
             id: series.id.clone(),
             timestamps: series.future_timestamps.clone(),
             quantiles: prepared.levels.clone(),
             feasible: best.is_some(),
-            detail: detail(&request.constraint, &search, best, closest),
+            detail: detail(&request.constraint, &search, best, closest, (kept_by_forecast, widening)),
+            refusal,
             plan: best.map(outcome),
             closest: closest.map(outcome),
             frontier: search.frontier().into_iter().map(candidate).collect(),
@@ -228,12 +254,21 @@ fn describe(search: &Search, actions: &[ActionSpace], evaluated: &Evaluated) -> 
     }
 }
 
-/// The answer in one sentence.
+/// The index of the level nearest 0.5.
+fn median_level(levels: &[f64]) -> usize {
+    (0..levels.len())
+        .min_by(|a, b| (levels[*a] - 0.5).abs().total_cmp(&(levels[*b] - 0.5).abs()))
+        .unwrap_or(0)
+}
+
+/// The answer in one sentence; `uncertain` holds how many schedules kept the bound by
+/// their forecast alone and the model's effect widening.
 fn detail(
     constraint: &PlanConstraint,
     search: &Search,
     best: Option<usize>,
     closest: Option<usize>,
+    uncertain: (usize, f64),
 ) -> String {
     let (sign, value) = match (constraint.max, constraint.min) {
         (Some(max), _) => ("≤", max),
@@ -242,6 +277,14 @@ fn detail(
     let bound = format!("{} q{} {sign} {value}", constraint.channel, constraint.quantile);
     let evaluated = search.evaluated();
     match (best, closest) {
+        (None, _) if uncertain.0 > 0 => format!(
+            "no schedule can be vouched for: {} of {} schedules evaluated keep {bound} by their forecast, \
+             but none once each predicted effect is taken as uncertain by ±{:.0} % of its size (the \
+             model's effect intervals); the model cannot tell whether they would keep it",
+            uncertain.0,
+            evaluated.len(),
+            100.0 * uncertain.1
+        ),
         (Some(best), _) => format!(
             "the cheapest of {} schedules evaluated keeps {bound} at every step, at a cost of {:.4}",
             evaluated.len(),

@@ -28,6 +28,8 @@ pub(crate) struct Bounds {
     pub(crate) max_context: usize,
     /// The configured limits.
     pub(crate) limits: Limits,
+    /// The model's effect intervals for planning (`ModelConfig::effect_widening`).
+    pub(crate) effect_widening: f64,
 }
 
 impl Bounds {
@@ -50,6 +52,7 @@ impl Bounds {
             max_horizon: limits.max_horizon.min(model.max_horizon_patches * model.patch_len),
             max_context: model.max_context_patches * model.patch_len,
             limits: limits.clone(),
+            effect_widening: model.effect_widening,
         }
     }
 }

@@ -45,16 +45,19 @@ fn numbers(value: &Value) -> Vec<f64> {
     value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
 }
 
+/// Judged on the forecasts alone (the shipped weights with no effect intervals), so the
+/// judgement can be checked against the model called directly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_is_the_cheapest_evaluated_schedule_that_keeps_the_bound() {
-    let server = Server::start(ServeConfig::default()).await;
+    let trusting = model().with_effect_widening(0.0).unwrap();
+    let server = Server::start_with(ServeConfig::default(), trusting).await;
     let telemetry = Telemetry::new("checkout", 512, 5);
     // A bound the most capacity keeps: the search must find a plan.
     let bound = worst_latency(&direct(&telemetry, &[20.0; HORIZON])) + 0.01;
     let (status, _, answer) = server.post("/v1/plan", &request(&telemetry, bound, 40)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["feasible"], true, "{}", answer["detail"]);
-    assert!(answer["closest"].is_null());
+    assert!(answer["closest"].is_null() && answer["refusal"].is_null());
     let plan = &answer["plan"];
     let replicas = numbers(&plan["candidate"]["actions"]["replicas"]);
     assert_eq!(replicas.len(), HORIZON);
@@ -99,10 +102,31 @@ async fn the_plan_is_the_cheapest_evaluated_schedule_that_keeps_the_bound() {
     let (status, _, answer) = server.post("/v1/plan", &request(&telemetry, -1e6, 16)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["feasible"], false);
+    assert_eq!(answer["refusal"], "unreachable");
     assert!(answer["plan"].is_null());
     assert_eq!(answer["closest"]["candidate"]["meets"], false);
     assert!(answer["detail"].as_str().unwrap().contains("none of"), "{}", answer["detail"]);
     assert!(answer["search"]["candidates"].as_u64().unwrap() <= 16);
+    server.stop().await;
+}
+
+/// The same problem answered above, asked of the same weights with effect intervals too
+/// wide to vouch for any departure from the operator's own plan: refused, naming why, with
+/// the least risky schedule for reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planner_refuses_when_effect_intervals_are_too_wide() {
+    let telemetry = Telemetry::new("checkout", 512, 5);
+    let bound = worst_latency(&direct(&telemetry, &[20.0; HORIZON])) + 0.01;
+    let unsure = model().with_effect_widening(50.0).unwrap();
+    let server = Server::start_with(ServeConfig::default(), unsure).await;
+    let (status, _, answer) = server.post("/v1/plan", &request(&telemetry, bound, 40)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["feasible"], false, "{answer}");
+    assert_eq!(answer["refusal"], "uncertain_effects");
+    assert!(answer["plan"].is_null() && answer["closest"].is_object());
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(detail.contains("cannot tell") && detail.contains("5000 %"), "{detail}");
+    assert!(model().with_effect_widening(-1.0).is_err() && model().with_effect_widening(f64::NAN).is_err());
     server.stop().await;
 }
 

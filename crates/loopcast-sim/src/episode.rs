@@ -4,7 +4,7 @@
 use loopcast_core::{Frequency, RegularSeries};
 
 use crate::policy::{Variant, future_variants, history_plan};
-use crate::{ActionPlan, ParamRanges, ServiceParams, SimError, Truth, World};
+use crate::{ActionPlan, ParamRanges, ServiceParams, SimError, Topology, Truth, World};
 
 /// Shape of an episode.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,6 +17,8 @@ pub struct EpisodeSpec {
     pub plans: usize,
     /// Grid step.
     pub frequency: Frequency,
+    /// The world the services live in (training: always [`Topology::Single`]).
+    pub topology: Topology,
 }
 
 /// A history and K counterfactual futures of one simulated service.
@@ -26,6 +28,8 @@ pub struct Episode {
     pub seed: u64,
     /// The service's parameters.
     pub params: ServiceParams,
+    /// The world the service lives in.
+    pub topology: Topology,
     /// Observed history (`context` steps), shared by every plan.
     pub history: RegularSeries,
     /// The plans over the horizon, with what kind of departure each is.
@@ -53,7 +57,7 @@ pub fn sre_episode(seed: u64, ranges: &ParamRanges, spec: EpisodeSpec) -> Result
     let futures = runs.iter().map(|run| run.series.slice(spec.context..length)).collect();
     let truths = runs.into_iter().map(|run| run.truth).collect();
     let plans = plans.into_iter().map(|(kind, plan)| (kind, plan.slice(spec.context..length))).collect();
-    Ok(Episode { seed, params, history, plans, futures, truths })
+    Ok(Episode { seed, params, topology: spec.topology, history, plans, futures, truths })
 }
 
 /// The world of an episode and its whole plans (history and horizon).
@@ -62,7 +66,8 @@ fn world_and_plans(
     params: ServiceParams,
     spec: EpisodeSpec,
 ) -> Result<(World, Vec<(Variant, ActionPlan)>), SimError> {
-    let world = World::new(seed, params, spec.frequency, spec.context + spec.horizon)?;
+    let world =
+        World::new(seed, params, spec.frequency, spec.context + spec.horizon)?.with_topology(spec.topology);
     let base = history_plan(&world);
     let plans = future_variants(&world, &base, spec.context, spec.plans);
     Ok((world, plans))
@@ -76,6 +81,7 @@ impl Episode {
             horizon: self.futures.first().map_or(0, RegularSeries::len),
             plans: self.plans.len(),
             frequency: self.history.frequency,
+            topology: self.topology,
         }
     }
 

@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod downstream;
 mod episode;
 mod error;
 mod params;
@@ -30,6 +31,7 @@ pub mod prior;
 mod rng;
 mod world;
 
+pub use downstream::{Downstream, Topology};
 pub use episode::{Episode, EpisodeSpec, sre_episode};
 pub use error::SimError;
 pub use params::{ParamInfo, ParamRanges, Range, Scale, ServiceParams};

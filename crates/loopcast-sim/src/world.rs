@@ -15,7 +15,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp, StandardNormal};
 
 use crate::rng::{stream, stream_at};
-use crate::{ActionPlan, ServiceParams, SimError};
+use crate::{ActionPlan, Downstream, ServiceParams, SimError, Topology};
 
 const MICROS_PER_SECOND: f64 = 1e6;
 const SECONDS_PER_DAY: f64 = 86_400.0;
@@ -101,9 +101,11 @@ pub struct Truth {
     pub departed_wait_steps: Vec<f64>,
     /// Replicas ready and not restarting (fractional while one restarts).
     pub effective_replicas: Vec<f64>,
-    /// Requests per second the ready replicas can serve.
+    /// Requests per second the service can serve: the ready replicas' capacity, or in a
+    /// two-tier world the downstream's where that is lower.
     pub capacity_rps: Vec<f64>,
-    /// Busy share of the ready replicas' CPU, `served / capacity`, in `[0, 1]`.
+    /// Busy share of the ready replicas' CPU, `served` over what the replicas alone could
+    /// serve, in `[0, 1]`.
     pub utilisation: Vec<f64>,
     /// Mean response time of a request arriving now, in ms.
     pub mean_latency_ms: Vec<f64>,
@@ -142,6 +144,8 @@ pub struct World {
     step_seconds: f64,
     exogenous: Exogenous,
     redraw: Option<Redraw>,
+    /// The shared downstream of a two-tier service (`None`: the SRE world's one tier).
+    downstream: Option<Downstream>,
 }
 
 /// Where a world's future is drawn again ([`World::redrawn`]): from step `from` on, the
@@ -186,7 +190,16 @@ impl World {
             return Err(SimError::Length("a world needs at least one step".into()));
         }
         let exogenous = Exogenous::draw(seed, &params, frequency, first_cell, length, step_seconds, None);
-        Ok(Self { seed, params, frequency, first_cell, step_seconds, exogenous, redraw: None })
+        Ok(Self {
+            seed,
+            params,
+            frequency,
+            first_cell,
+            step_seconds,
+            exogenous,
+            redraw: None,
+            downstream: None,
+        })
     }
 
     /// The same service with its future from step `from` on drawn again (draw number
@@ -209,6 +222,26 @@ impl World {
             Some(redraw),
         );
         Self { exogenous, redraw: Some(redraw), ..self.clone() }
+    }
+
+    /// The same service in `topology`: for [`Topology::TwoTier`], in front of a
+    /// [`Downstream`] drawn from the seed (the demand, noise and scrapes stay the same).
+    pub fn with_topology(self, topology: Topology) -> Self {
+        let downstream = match topology {
+            Topology::Single => None,
+            Topology::TwoTier => Some(Downstream::draw(self.seed, &self.params)),
+        };
+        Self { downstream, ..self }
+    }
+
+    /// The world the service lives in.
+    pub fn topology(&self) -> Topology {
+        if self.downstream.is_some() { Topology::TwoTier } else { Topology::Single }
+    }
+
+    /// The downstream of a two-tier service.
+    pub fn downstream(&self) -> Option<&Downstream> {
+        self.downstream.as_ref()
     }
 
     /// The service's parameters.
@@ -348,7 +381,11 @@ impl World {
             let ready = f64::from(ready);
             let effective = if restart_countdown > 0 { ready - (ready / 2.0).min(1.0) } else { ready };
             let cpu_ms = p.cpu_ms_per_request * cost_factor;
-            let capacity_rps = effective * p.cores_per_replica * 1000.0 / cpu_ms;
+            let replica_rps = effective * p.cores_per_replica * 1000.0 / cpu_ms;
+            // Two tiers: every request also passes the downstream, whose capacity the
+            // replicas do not raise (and lower past its pool).
+            let downstream_rps = self.downstream.map(|d| d.capacity_with(effective));
+            let capacity_rps = downstream_rps.map_or(replica_rps, |d| d.min(replica_rps));
             let capacity = capacity_rps * dt;
 
             // FIFO backlog: serve the oldest first, then drop what would outlive the TTL.
@@ -378,13 +415,17 @@ impl World {
 
             // Queueing latency: an M/M/c wait (Sakasegawa's approximation) for the servers
             // plus the time to drain the backlog ahead of a new request.
-            let utilisation = if capacity > 0.0 { (served / capacity).min(1.0) } else { 1.0 };
+            let utilisation = if replica_rps > 0.0 { (served / (replica_rps * dt)).min(1.0) } else { 1.0 };
             let servers = (effective * p.cores_per_replica).max(1.0);
-            let rho = utilisation.min(RHO_CAP);
-            let wait_ms = cpu_ms * rho.powf((2.0 * (servers + 1.0)).sqrt() - 1.0) / (servers * (1.0 - rho));
+            let mut wait_ms = queue_wait_ms(cpu_ms, servers, utilisation);
             let drain_seconds =
                 if capacity_rps > 0.0 { (backlog / capacity_rps).min(ttl_seconds) } else { ttl_seconds };
-            let service_ms = cpu_ms + p.io_ms_per_request;
+            let mut service_ms = cpu_ms + p.io_ms_per_request;
+            if let (Some(d), Some(rps)) = (&self.downstream, downstream_rps) {
+                let busy = if rps > 0.0 { (served / (rps * dt)).min(1.0) } else { 1.0 };
+                wait_ms += queue_wait_ms(d.service_ms, d.servers(rps), busy);
+                service_ms += d.service_ms;
+            }
 
             let deploy_errors = p.deploy_error_rate * (-minutes_since_deploy / DEPLOY_ERROR_MINUTES).exp();
             let errors = refused + dropped + served * (p.base_error_rate + deploy_errors);
@@ -469,6 +510,13 @@ impl World {
         RegularSeries::new(format!("sre-{}", self.seed), self.frequency, self.first_cell, channels)
             .expect("every channel has one value per step")
     }
+}
+
+/// Mean wait in an M/M/c queue of `servers` with service time `service_ms` at
+/// utilisation `utilisation` (capped at [`RHO_CAP`]), Sakasegawa's approximation, ms.
+fn queue_wait_ms(service_ms: f64, servers: f64, utilisation: f64) -> f64 {
+    let rho = utilisation.min(RHO_CAP);
+    service_ms * rho.powf((2.0 * (servers + 1.0)).sqrt() - 1.0) / (servers * (1.0 - rho))
 }
 
 impl Exogenous {

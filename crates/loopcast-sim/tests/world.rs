@@ -3,7 +3,9 @@
 
 use loopcast_core::Frequency;
 use loopcast_sim::policy::{Variant, future_variants, history_plan};
-use loopcast_sim::{ActionPlan, EpisodeSpec, ParamRanges, Run, TARGET_CHANNELS, TARGETS, World, sre_episode};
+use loopcast_sim::{
+    ActionPlan, EpisodeSpec, ParamRanges, Run, TARGET_CHANNELS, TARGETS, Topology, World, sre_episode,
+};
 use proptest::prelude::*;
 
 const DAY_5M: usize = 288;
@@ -189,7 +191,13 @@ fn bad_plans_and_frequencies_are_refused_with_the_reason() {
 
 #[test]
 fn episodes_share_the_history_and_differ_after_it() {
-    let spec = EpisodeSpec { context: 256, horizon: 64, plans: 6, frequency: Frequency::minutes(5) };
+    let spec = EpisodeSpec {
+        context: 256,
+        horizon: 64,
+        plans: 6,
+        frequency: Frequency::minutes(5),
+        topology: Topology::Single,
+    };
     let episode = sre_episode(9, &ParamRanges::default(), spec).unwrap();
     assert_eq!(episode.history.len(), 256);
     assert_eq!(episode.plans.len(), 6);
@@ -231,7 +239,13 @@ fn a_redrawn_world_keeps_its_past_and_what_is_known_and_draws_its_future_again()
 
 #[test]
 fn redrawn_futures_replay_the_episode_plans_in_new_futures() {
-    let spec = EpisodeSpec { context: 256, horizon: 64, plans: 4, frequency: Frequency::minutes(5) };
+    let spec = EpisodeSpec {
+        context: 256,
+        horizon: 64,
+        plans: 4,
+        frequency: Frequency::minutes(5),
+        topology: Topology::Single,
+    };
     let episode = sre_episode(21, &ParamRanges::default(), spec).unwrap();
     assert_eq!(episode.spec(), spec);
     let draws = episode.redrawn_futures(8).unwrap();

@@ -138,6 +138,13 @@ pub struct LossConfig {
     /// transform (docs/experiments/effects.md, "What the oracle shows").
     #[serde(default)]
     pub twin_scale: TwinScale,
+    /// When above 0, the twin term is Huber's penalty with this threshold (quadratic
+    /// below it, of slope 1 beyond, in the unit of `twin_scale`) instead of L1: L1 fits
+    /// the median effect among similar-looking states, which is about none where most
+    /// departures change little (latency far from saturation), while the quadratic part
+    /// fits the mean, so a consistent effect is learned in size.
+    #[serde(default)]
+    pub twin_huber: f64,
     /// When above 0, each series' pinball and twin losses are also divided by its
     /// context's in-sample seasonal naive error (mean `|x_t − x_{t−season}|`, scaled
     /// units), at least this floor: the loss then weighs series as relative MASE does, so
@@ -219,6 +226,23 @@ pub struct ValidationConfig {
     /// step's. Off when absent.
     #[serde(default)]
     pub keep_best: bool,
+    /// What "best" means for `keep_best`: the lowest relative weighted quantile loss (the
+    /// default), or the lowest sum of it and the median twin effect error, so a run that
+    /// learns its effects late does not ship weights from before it did.
+    #[serde(default)]
+    pub keep_best_by: KeepBy,
+}
+
+/// The score by which `validation.keep_best` ranks validations (lower is better).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepBy {
+    /// Relative weighted quantile loss.
+    #[default]
+    Wql,
+    /// Relative weighted quantile loss plus the median twin effect error (1, no better
+    /// than predicting no effect, when no effect was material).
+    WqlAndEffect,
 }
 
 /// Action effects solved after training, on the kept and calibrated weights.
@@ -306,6 +330,7 @@ impl TrainConfig {
             ("loss.contraction", l.contraction),
             ("loss.gate", l.gate),
             ("loss.twin", l.twin),
+            ("loss.twin_huber", l.twin_huber),
             ("loss.naive_floor", l.naive_floor),
             ("optimizer.weight_decay", o.weight_decay),
             ("loops.poisson_lambda", self.loops.poisson_lambda),

@@ -9,7 +9,7 @@
 use loopcast_core::{ChannelValues, Frequency, RegularSeries, Role};
 use loopcast_model::ModelBatch;
 use loopcast_sim::prior::{PriorSpec, prior_series};
-use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, TARGETS, sre_episode};
+use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, TARGETS, Topology, sre_episode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
@@ -137,7 +137,7 @@ pub fn sre_windows(
     layout: &SreLayout,
 ) -> Result<(ModelBatch, Vec<Episode>), TrainError> {
     let ranges = ParamRanges::default();
-    let spec = EpisodeSpec { context, horizon, plans: layout.plans, frequency };
+    let spec = EpisodeSpec { context, horizon, plans: layout.plans, frequency, topology: Topology::Single };
     let mut rows = Rows::new(context, horizon);
     let mut episodes = Vec::with_capacity(seeds.len());
     let mut roles = Vec::new();

@@ -18,11 +18,14 @@ mod trainer;
 mod validate;
 
 pub use config::{
-    DataConfig, EffectsConfig, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig, TwinScale,
-    ValidationConfig,
+    DataConfig, EffectsConfig, KeepBy, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig,
+    TwinScale, ValidationConfig,
 };
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
 pub use relative::{RelativeFit, fit_relative_path};
 pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train, train_on};
-pub use validate::{ValidationReport, ValidationSet, evaluate, fitted_interval_scale};
+pub use validate::{
+    MAX_EFFECT_WIDENING, ValidationReport, ValidationSet, evaluate, fitted_effect_widening,
+    fitted_interval_scale,
+};

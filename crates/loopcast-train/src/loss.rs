@@ -115,7 +115,7 @@ pub fn step_loss(
             quantiles.clone().slice([0..b, 0..t, 0..k * p, model.median_level()..model.median_level() + 1]);
         let point = point.reshape([b, t, k * p]);
         match weights.twin_scale {
-            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans),
+            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans, weights.twin_huber),
             TwinScale::Log => {
                 let per_target = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
                 let (location, scale) = (per_target(&inputs.location), per_target(&inputs.scale));
@@ -123,7 +123,8 @@ pub fn step_loss(
                 let log = |x: Tensor<3>| {
                     ((x * scale.clone() + location.clone()).clamp_min(0.0) + offset.clone()).log()
                 };
-                twin_loss(log(point), log(truth.clone()), &mask, &Tensor::ones([b, t, 1], device), plans)
+                let ones = Tensor::ones([b, t, 1], device);
+                twin_loss(log(point), log(truth.clone()), &mask, &ones, plans, weights.twin_huber)
             }
             TwinScale::Asinh => {
                 let unit = inputs.naive_error.clone().clamp_min(weights.naive_floor.max(1e-3));
@@ -134,6 +135,7 @@ pub fn step_loss(
                     &mask,
                     &Tensor::ones([b, t, 1], device),
                     plans,
+                    weights.twin_huber,
                 )
             }
         }
@@ -207,13 +209,15 @@ pub fn step_loss(
 /// median and the base row's in `point` (`[B, T, S]`) is the predicted effect of that
 /// departure and the difference of their truths the true one (noise shared). Mean
 /// absolute error over the cells both twins observe, each pair divided by the larger of
-/// its twins' `size` (`[B, T, 1]`, as the pinball loss is).
+/// its twins' `size` (`[B, T, 1]`, as the pinball loss is); with `huber` above 0, Huber's
+/// penalty with that threshold in place of the absolute error.
 fn twin_loss(
     point: Tensor<3>,
     truth: Tensor<3>,
     mask: &Tensor<3>,
     size: &Tensor<3>,
     plans: usize,
+    huber: f64,
 ) -> Tensor<1> {
     let b = point.dims()[0];
     let device = point.device();
@@ -226,8 +230,16 @@ fn twin_loss(
     let difference = |x: Tensor<3>| x.clone().select(0, departing.clone()) - x.select(0, base.clone());
     let both = mask.clone().select(0, base.clone()) * mask.clone().select(0, departing.clone());
     let size = size.clone().select(0, base.clone()).max_pair(size.clone().select(0, departing.clone()));
-    let error = (difference(point) - difference(truth)).abs() * both.clone() / size;
-    error.sum() / both.sum().clamp_min(1.0)
+    let error = (difference(point) - difference(truth)).abs();
+    let error = if huber > 0.0 { huber_penalty(error, huber) } else { error };
+    (error * both.clone() / size).sum() / both.sum().clamp_min(1.0)
+}
+
+/// Huber's penalty of absolute errors `a` with threshold `delta`, scaled to slope 1:
+/// `a² / 2δ` up to `δ`, `a − δ/2` beyond.
+fn huber_penalty<const D: usize>(a: Tensor<D>, delta: f64) -> Tensor<D> {
+    let inner = a.clone().clamp_max(delta);
+    inner.clone() * (a - inner.mul_scalar(0.5)) / delta
 }
 
 /// `asinh`, elementwise: `sign(x) · ln(|x| + √(x² + 1))`.
@@ -316,10 +328,10 @@ mod tests {
         // Base row 0, departing row 1; true effects +2 and +4, predicted +1 and +4.
         let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
         let (mask, size) = (tensor(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
-        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size, 2)) - 0.5).abs() < 1e-6);
+        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size, 2, 0.0)) - 0.5).abs() < 1e-6);
         // Cells one twin misses are left out.
         let gap = tensor(vec![1.0, 0.0, 1.0, 1.0]);
-        assert!((value(twin_loss(point, truth, &gap, &size, 2)) - 1.0).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth, &gap, &size, 2, 0.0)) - 1.0).abs() < 1e-6);
         // Three plans per history: both departures (rows 1 and 2) against the base (row
         // 0), none against each other. True effects +2, +4 / +6, +6; predicted +1, +4 /
         // +6, +2: errors 1, 0, 0, 4 over 4 cells.
@@ -327,7 +339,15 @@ mod tests {
         let point = three(vec![0.0, 0.0, 1.0, 4.0, 6.0, 2.0]);
         let truth = three(vec![0.0, 0.0, 2.0, 4.0, 6.0, 6.0]);
         let (mask, size) = (three(vec![1.0; 6]), Tensor::<3>::ones([3, 1, 1], &device));
-        assert!((value(twin_loss(point, truth, &mask, &size, 3)) - 1.25).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth, &mask, &size, 3, 0.0)) - 1.25).abs() < 1e-6);
+        // Huber with threshold 2: errors 1 and 0 as `a² / 4`, 0.25 over 2 cells; an error
+        // of 5 as `5 − 1`.
+        let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
+        let two = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);
+        let (mask, size) = (two(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
+        assert!((value(twin_loss(point, truth.clone(), &mask, &size, 2, 2.0)) - 0.125).abs() < 1e-6);
+        let far = tensor(vec![0.0, 0.0, -3.0, 4.0]);
+        assert!((value(twin_loss(far, truth, &mask, &size, 2, 2.0)) - 2.0).abs() < 1e-6);
         // asinh is the f64 one, odd, and turns a thousandfold blow-up into a few units.
         let xs = vec![-1000.0f32, -0.5, 0.0, 3.0];
         let mapped = asinh(Tensor::<1>::from_data(TensorData::new(xs.clone(), [4]), &device));

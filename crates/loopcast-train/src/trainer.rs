@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{EVALUATION_SEEDS, Source, SreLayout, StepBatch, VALIDATION_SEEDS, training_batch};
 use crate::{
     LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fit_relative_path,
-    fitted_interval_scale, step_loss,
+    fitted_effect_widening, fitted_interval_scale, step_loss,
 };
 
 /// Where and how a run goes.
@@ -226,8 +226,10 @@ pub fn train_on(
                     report.effect_error, report.effect_sign_accuracy
                 ));
                 last_validation = Some(report.clone());
-                let improved =
-                    best.as_ref().is_none_or(|b: &Best| report.relative_wql < b.validation.relative_wql);
+                let by = config.validation.keep_best_by;
+                let improved = best
+                    .as_ref()
+                    .is_none_or(|b: &Best| report.selection_score(by) < b.validation.selection_score(by));
                 if config.validation.keep_best && improved {
                     let kept = Best { step, validation: report.clone() };
                     save_best(out, &current, &kept)?;
@@ -278,6 +280,16 @@ pub fn train_on(
             Some(fit)
         }
     };
+    // The effect intervals last: the relative path changes the effects they bound.
+    // A validation set with no material twin effect has nothing to fit them on: the
+    // model keeps its own (`effect_widening` null in the summary).
+    let effect_widening = match config.validation.calibrate {
+        true => fitted_effect_widening(&evaluate(&model, &validation)?).ok(),
+        false => None,
+    };
+    if let Some(widening) = effect_widening {
+        model = model.with_effect_widening(widening)?;
+    }
     let model_dir = out.join("model");
     model.save(&model_dir)?;
     let held_out = ValidationSet::new(
@@ -295,6 +307,7 @@ pub fn train_on(
         "validation": last_validation,
         "selected": best,
         "calibration": calibration,
+        "effect_widening": effect_widening,
         "relative_fit": relative_fit,
         "evaluation": evaluation,
     });

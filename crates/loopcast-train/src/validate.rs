@@ -7,8 +7,8 @@ use loopcast_eval::{baselines, metrics};
 use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel, ModelBatch};
 use serde::{Deserialize, Serialize};
 
-use crate::TrainError;
 use crate::data::{SreLayout, prior_windows, sre_windows};
+use crate::{KeepBy, TrainError};
 
 /// Held-out windows, built once from a seed range and scored many times.
 #[derive(Debug, Clone)]
@@ -79,6 +79,34 @@ pub struct ValidationReport {
     /// Twin effects (pair × target channel) that were material (mean |effect| at least a
     /// tenth of the channel's context standard deviation).
     pub material_effects: usize,
+    /// The `effect_widening` at which 80 % of the material twin effects' steps lie inside
+    /// their effect intervals (the paired level-by-level differences 0.1–0.9, widened by
+    /// that times the median's difference), at least 0 and at most
+    /// [`MAX_EFFECT_WIDENING`] (effects predicted at zero where they are not); NaN
+    /// without a material effect. Fitted into the model by `validation.calibrate`.
+    #[serde(default)]
+    pub effect_widening_80: f64,
+    /// Share of those steps inside the effect intervals as the model is (NaN without a
+    /// material effect).
+    #[serde(default)]
+    pub effect_interval_coverage: f64,
+}
+
+/// The widest effect intervals a calibration writes: 1,000 times the predicted effect,
+/// so that no schedule departing from the operator's plan is vouched for.
+pub const MAX_EFFECT_WIDENING: f64 = 1000.0;
+
+impl ValidationReport {
+    /// The score `keep_best` ranks this validation by (lower is better).
+    pub fn selection_score(&self, by: KeepBy) -> f64 {
+        match by {
+            KeepBy::Wql => self.relative_wql,
+            KeepBy::WqlAndEffect => {
+                let effect = if self.effect_error.is_finite() { self.effect_error } else { 1.0 };
+                self.relative_wql + effect
+            }
+        }
+    }
 }
 
 /// Running sums of the report.
@@ -152,10 +180,20 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                 }
                 if twins && b % 2 == 1 {
                     let base_truth = truth_of(batch, b - 1, t);
-                    let base_point: Vec<f64> =
-                        (0..h).map(|s| f64::from(adaptive.value(b - 1, t, s, median))).collect();
-                    let predicted: Vec<f64> = point.iter().zip(&base_point).map(|(p, b)| p - b).collect();
-                    if let Some(score) = score_effect(&past, &base_truth, &truth, &predicted, None) {
+                    let base_q = quantiles(&adaptive, b - 1, t, &interval);
+                    let widening = model.config().effect_widening;
+                    let (mut lower, mut upper, mut predicted) = (Vec::new(), Vec::new(), Vec::new());
+                    for s in 0..h {
+                        let paired = model_q[s].iter().zip(&base_q[s]).map(|(q, base)| q - base);
+                        let effect =
+                            f64::from(adaptive.value(b, t, s, median) - adaptive.value(b - 1, t, s, median));
+                        lower.push(paired.clone().fold(f64::INFINITY, f64::min) - widening * effect.abs());
+                        upper.push(paired.fold(f64::NEG_INFINITY, f64::max) + widening * effect.abs());
+                        predicted.push(effect);
+                    }
+                    if let Some(score) =
+                        score_effect(&past, &base_truth, &truth, &predicted, Some((&lower, &upper)))
+                    {
                         tally.effects.push(score);
                     }
                 }
@@ -179,7 +217,22 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         effect_error: effects.median_error.unwrap_or(f64::NAN),
         effect_sign_accuracy: effects.sign_accuracy.unwrap_or(f64::NAN),
         material_effects: effects.material,
+        effect_interval_coverage: effects.interval_coverage.unwrap_or(f64::NAN),
+        effect_widening_80: effects.widening_to_80.map_or(f64::NAN, |extra| {
+            (model.config().effect_widening + extra).clamp(0.0, MAX_EFFECT_WIDENING)
+        }),
     })
+}
+
+/// The `effect_widening` at which a model's effect intervals cover 80 % of the steps of
+/// the material twin effects it was validated on ([`ValidationReport::effect_widening_80`]);
+/// an error when no twin effect was material.
+pub fn fitted_effect_widening(report: &ValidationReport) -> Result<f64, TrainError> {
+    let widening = report.effect_widening_80;
+    if widening.is_nan() {
+        return Err(TrainError::Data("no material twin effect to fit the effect intervals on".into()));
+    }
+    Ok(widening)
 }
 
 /// The factor on `model`'s `interval_scale` at which its 80 % intervals cover `coverage`

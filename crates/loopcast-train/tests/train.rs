@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelConfig};
-use loopcast_train::{LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, ValidationConfig, train};
+use loopcast_train::{
+    KeepBy, LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, ValidationConfig, ValidationReport,
+    train,
+};
 
 fn tiny(steps: u64) -> TrainConfig {
     let text = format!(
@@ -444,4 +447,15 @@ fn a_recipe_can_continue_each_history_under_more_plans() {
     recipe.data.plans_per_history = 1;
     let message = recipe.validate().unwrap_err();
     assert!(message.contains("data.plans_per_history"), "{message}");
+}
+
+/// `keep_best_by = "wql_and_effect"` ranks validations by relative WQL plus the median
+/// effect error, counting a validation with no material effect as predicting none (1).
+#[test]
+fn keeping_by_wql_and_effect_adds_the_effect_error() {
+    let report = ValidationReport { relative_wql: 0.7, effect_error: 0.4, ..ValidationReport::default() };
+    assert_eq!(report.selection_score(KeepBy::Wql), 0.7);
+    assert!((report.selection_score(KeepBy::WqlAndEffect) - 1.1).abs() < 1e-12);
+    let no_effect = ValidationReport { effect_error: f64::NAN, ..report };
+    assert!((no_effect.selection_score(KeepBy::WqlAndEffect) - 1.7).abs() < 1e-12);
 }

@@ -21,10 +21,14 @@ pub struct Server {
 impl Server {
     /// Binds a free port, serves the shipped model under `config`, and waits until ready.
     pub async fn start(config: ServeConfig) -> Self {
+        Self::start_with(config, model()).await
+    }
+
+    /// [`Server::start`] with `model` (the shipped weights with other settings) in its place.
+    pub async fn start_with(config: ServeConfig, model: LoopedWorldModel) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let model = LoopedWorldModel::shipped(&DeviceKind::Cpu.device().unwrap()).unwrap();
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
