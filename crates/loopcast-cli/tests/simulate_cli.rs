@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::{json, loopcast};
+use serde_json::json;
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -52,6 +53,14 @@ fn sre_twins_are_written_and_read_back_one_scenario_at_a_time() {
     assert!(roles.contains(&("latency_p95_ms".into(), "target".into())));
     assert!(roles.contains(&("hour_of_day".into(), "covariate".into())));
     assert_eq!(report["values"]["rejected"], 0);
+
+    // The same services in the two-tier world: the same shape, other latencies.
+    let two_tier = dir.path().join("two-tier.parquet");
+    let mut other = args;
+    other[10] = path(&two_tier);
+    let summary = json(&[&["simulate", "--world", "two-tier"][..], &other[1..]].concat());
+    assert_eq!((summary["world"].as_str(), &summary["rows"]), (Some("two-tier"), &json!(2 * 3 * 300 * 14)));
+    assert_ne!(std::fs::read(&two_tier).unwrap(), first);
 }
 
 #[test]
