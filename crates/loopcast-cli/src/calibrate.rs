@@ -47,7 +47,7 @@ struct Calibration {
     windows: usize,
     material_effects: usize,
     effect_widening_before: f64,
-    effect_interval_coverage_before: f64,
+    effect_interval_coverage_before: Option<f64>,
     effect_widening: f64,
 }
 
@@ -84,7 +84,7 @@ pub(crate) async fn run(args: CalibrateArgs) -> Result<()> {
             calibration.windows,
             calibration.effect_widening,
             calibration.effect_widening_before,
-            100.0 * calibration.effect_interval_coverage_before,
+            100.0 * calibration.effect_interval_coverage_before.unwrap_or(0.0),
             calibration.out.display()
         );
     }

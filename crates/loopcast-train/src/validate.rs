@@ -82,14 +82,14 @@ pub struct ValidationReport {
     /// The `effect_widening` at which 80 % of the material twin effects' steps lie inside
     /// their effect intervals (the paired level-by-level differences 0.1–0.9, widened by
     /// that times the median's difference), at least 0 and at most
-    /// [`MAX_EFFECT_WIDENING`] (effects predicted at zero where they are not); NaN
+    /// [`MAX_EFFECT_WIDENING`] (effects predicted at zero where they are not); `None`
     /// without a material effect. Fitted into the model by `validation.calibrate`.
     #[serde(default)]
-    pub effect_widening_80: f64,
-    /// Share of those steps inside the effect intervals as the model is (NaN without a
+    pub effect_widening_80: Option<f64>,
+    /// Share of those steps inside the effect intervals as the model is (`None` without a
     /// material effect).
     #[serde(default)]
-    pub effect_interval_coverage: f64,
+    pub effect_interval_coverage: Option<f64>,
 }
 
 /// The widest effect intervals a calibration writes: 1,000 times the predicted effect,
@@ -185,8 +185,8 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                     let (mut lower, mut upper, mut predicted) = (Vec::new(), Vec::new(), Vec::new());
                     for s in 0..h {
                         let paired = model_q[s].iter().zip(&base_q[s]).map(|(q, base)| q - base);
-                        let effect =
-                            f64::from(adaptive.value(b, t, s, median) - adaptive.value(b - 1, t, s, median));
+                        let effect = f64::from(adaptive.value(b, t, s, median))
+                            - f64::from(adaptive.value(b - 1, t, s, median));
                         lower.push(paired.clone().fold(f64::INFINITY, f64::min) - widening * effect.abs());
                         upper.push(paired.fold(f64::NEG_INFINITY, f64::max) + widening * effect.abs());
                         predicted.push(effect);
@@ -217,10 +217,10 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         effect_error: effects.median_error.unwrap_or(f64::NAN),
         effect_sign_accuracy: effects.sign_accuracy.unwrap_or(f64::NAN),
         material_effects: effects.material,
-        effect_interval_coverage: effects.interval_coverage.unwrap_or(f64::NAN),
-        effect_widening_80: effects.widening_to_80.map_or(f64::NAN, |extra| {
-            (model.config().effect_widening + extra).clamp(0.0, MAX_EFFECT_WIDENING)
-        }),
+        effect_interval_coverage: effects.interval_coverage,
+        effect_widening_80: effects
+            .widening_to_80
+            .map(|extra| (model.config().effect_widening + extra).clamp(0.0, MAX_EFFECT_WIDENING)),
     })
 }
 
@@ -228,11 +228,9 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
 /// the material twin effects it was validated on ([`ValidationReport::effect_widening_80`]);
 /// an error when no twin effect was material.
 pub fn fitted_effect_widening(report: &ValidationReport) -> Result<f64, TrainError> {
-    let widening = report.effect_widening_80;
-    if widening.is_nan() {
-        return Err(TrainError::Data("no material twin effect to fit the effect intervals on".into()));
-    }
-    Ok(widening)
+    report
+        .effect_widening_80
+        .ok_or_else(|| TrainError::Data("no material twin effect to fit the effect intervals on".into()))
 }
 
 /// The factor on `model`'s `interval_scale` at which its 80 % intervals cover `coverage`
