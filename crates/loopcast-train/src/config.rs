@@ -145,6 +145,13 @@ pub struct LossConfig {
     /// fits the mean, so a consistent effect is learned in size.
     #[serde(default)]
     pub twin_huber: f64,
+    /// When above 0, each twin pair's term on a target is weighted by the mean size of
+    /// its true effect over this (at most 1, in the unit of `twin_scale`): pairs whose
+    /// plan changes nothing for a target then do not pull the coefficients the targets
+    /// share towards zero (`docs/experiments/effects.md`, "The toy reproduces it"). 0:
+    /// every pair alike.
+    #[serde(default)]
+    pub twin_material: f64,
     /// When above 0, each series' pinball and twin losses are also divided by its
     /// context's in-sample seasonal naive error (mean `|x_t − x_{t−season}|`, scaled
     /// units), at least this floor: the loss then weighs series as relative MASE does, so
@@ -331,6 +338,7 @@ impl TrainConfig {
             ("loss.gate", l.gate),
             ("loss.twin", l.twin),
             ("loss.twin_huber", l.twin_huber),
+            ("loss.twin_material", l.twin_material),
             ("loss.naive_floor", l.naive_floor),
             ("optimizer.weight_decay", o.weight_decay),
             ("loops.poisson_lambda", self.loops.poisson_lambda),

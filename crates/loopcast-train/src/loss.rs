@@ -8,7 +8,7 @@ use loopcast_model::{Inputs, ModelBatch, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Source, StepBatch};
-use crate::{TrainConfig, TrainError, TwinScale};
+use crate::{LossConfig, TrainConfig, TrainError, TwinScale};
 
 /// The value of every loss term of one step (unweighted) and their weighted total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -115,7 +115,7 @@ pub fn step_loss(
             quantiles.clone().slice([0..b, 0..t, 0..k * p, model.median_level()..model.median_level() + 1]);
         let point = point.reshape([b, t, k * p]);
         match weights.twin_scale {
-            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans, weights.twin_huber),
+            TwinScale::Linear => twin_loss(point, truth.clone(), &mask, &size, plans, weights),
             TwinScale::Log => {
                 let per_target = |x: &Tensor<3>| x.clone().slice([0..b, 0..t, 0..1]);
                 let (location, scale) = (per_target(&inputs.location), per_target(&inputs.scale));
@@ -124,7 +124,7 @@ pub fn step_loss(
                     ((x * scale.clone() + location.clone()).clamp_min(0.0) + offset.clone()).log()
                 };
                 let ones = Tensor::ones([b, t, 1], device);
-                twin_loss(log(point), log(truth.clone()), &mask, &ones, plans, weights.twin_huber)
+                twin_loss(log(point), log(truth.clone()), &mask, &ones, plans, weights)
             }
             TwinScale::Asinh => {
                 let unit = inputs.naive_error.clone().clamp_min(weights.naive_floor.max(1e-3));
@@ -135,7 +135,7 @@ pub fn step_loss(
                     &mask,
                     &Tensor::ones([b, t, 1], device),
                     plans,
-                    weights.twin_huber,
+                    weights,
                 )
             }
         }
@@ -209,15 +209,17 @@ pub fn step_loss(
 /// median and the base row's in `point` (`[B, T, S]`) is the predicted effect of that
 /// departure and the difference of their truths the true one (noise shared). Mean
 /// absolute error over the cells both twins observe, each pair divided by the larger of
-/// its twins' `size` (`[B, T, 1]`, as the pinball loss is); with `huber` above 0, Huber's
-/// penalty with that threshold in place of the absolute error.
+/// its twins' `size` (`[B, T, 1]`, as the pinball loss is); with `loss.twin_huber` above
+/// 0, Huber's penalty with that threshold in place of the absolute error; with
+/// `loss.twin_material` above 0, each pair and target weighted by its true effect's mean
+/// size over that (at most 1), the loss then a weighted mean.
 fn twin_loss(
     point: Tensor<3>,
     truth: Tensor<3>,
     mask: &Tensor<3>,
     size: &Tensor<3>,
     plans: usize,
-    huber: f64,
+    weights: &LossConfig,
 ) -> Tensor<1> {
     let b = point.dims()[0];
     let device = point.device();
@@ -230,9 +232,17 @@ fn twin_loss(
     let difference = |x: Tensor<3>| x.clone().select(0, departing.clone()) - x.select(0, base.clone());
     let both = mask.clone().select(0, base.clone()) * mask.clone().select(0, departing.clone());
     let size = size.clone().select(0, base.clone()).max_pair(size.clone().select(0, departing.clone()));
-    let error = (difference(point) - difference(truth)).abs();
-    let error = if huber > 0.0 { huber_penalty(error, huber) } else { error };
-    (error * both.clone() / size).sum() / both.sum().clamp_min(1.0)
+    let true_difference = difference(truth);
+    let error = (difference(point) - true_difference.clone()).abs();
+    let error = if weights.twin_huber > 0.0 { huber_penalty(error, weights.twin_huber) } else { error };
+    let weight = if weights.twin_material > 0.0 {
+        let cells = both.clone().sum_dim(2).clamp_min(1.0);
+        let mean_size = (true_difference.abs() * both.clone()).sum_dim(2) / cells;
+        both * mean_size.div_scalar(weights.twin_material).clamp_max(1.0)
+    } else {
+        both
+    };
+    (error * weight.clone() / size).sum() / weight.sum().clamp_min(1.0)
 }
 
 /// Huber's penalty of absolute errors `a` with threshold `delta`, scaled to slope 1:
@@ -323,15 +333,29 @@ mod tests {
     #[test]
     fn the_twin_loss_compares_differences_and_asinh_bounds_a_blow_up() {
         let device = Device::flex();
+        let plain = LossConfig {
+            pinball: 1.0,
+            consistency: 0.0,
+            contraction: 0.0,
+            contraction_ratio: 0.9,
+            gate: 0.0,
+            gate_tolerance: 0.01,
+            twin: 1.0,
+            twin_scale: TwinScale::Linear,
+            twin_huber: 0.0,
+            twin_material: 0.0,
+            naive_floor: 0.0,
+        };
+        let huber = LossConfig { twin_huber: 2.0, ..plain.clone() };
         let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);
         let value = |x: Tensor<1>| x.into_data().try_to_vec::<f32>().unwrap()[0];
         // Base row 0, departing row 1; true effects +2 and +4, predicted +1 and +4.
         let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
         let (mask, size) = (tensor(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
-        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size, 2, 0.0)) - 0.5).abs() < 1e-6);
+        assert!((value(twin_loss(point.clone(), truth.clone(), &mask, &size, 2, &plain)) - 0.5).abs() < 1e-6);
         // Cells one twin misses are left out.
         let gap = tensor(vec![1.0, 0.0, 1.0, 1.0]);
-        assert!((value(twin_loss(point, truth, &gap, &size, 2, 0.0)) - 1.0).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth, &gap, &size, 2, &plain)) - 1.0).abs() < 1e-6);
         // Three plans per history: both departures (rows 1 and 2) against the base (row
         // 0), none against each other. True effects +2, +4 / +6, +6; predicted +1, +4 /
         // +6, +2: errors 1, 0, 0, 4 over 4 cells.
@@ -339,15 +363,22 @@ mod tests {
         let point = three(vec![0.0, 0.0, 1.0, 4.0, 6.0, 2.0]);
         let truth = three(vec![0.0, 0.0, 2.0, 4.0, 6.0, 6.0]);
         let (mask, size) = (three(vec![1.0; 6]), Tensor::<3>::ones([3, 1, 1], &device));
-        assert!((value(twin_loss(point, truth, &mask, &size, 3, 0.0)) - 1.25).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth, &mask, &size, 3, &plain)) - 1.25).abs() < 1e-6);
+        // Weighted by the true effect's size over 0.5: the first pair (true effect 0,
+        // predicted 1) weighs nothing, the second (true 2, predicted 1) fully: loss 1.
+        let pairs = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [4, 1, 1]), &device);
+        let (point, truth) = (pairs(vec![0.0, 1.0, 0.0, 1.0]), pairs(vec![0.0, 0.0, 0.0, 2.0]));
+        let (mask, size) = (pairs(vec![1.0; 4]), Tensor::<3>::ones([4, 1, 1], &device));
+        let material = LossConfig { twin_material: 0.5, ..plain.clone() };
+        assert!((value(twin_loss(point, truth, &mask, &size, 2, &material)) - 1.0).abs() < 1e-6);
         // Huber with threshold 2: errors 1 and 0 as `a² / 4`, 0.25 over 2 cells; an error
         // of 5 as `5 − 1`.
         let (point, truth) = (tensor(vec![0.0, 0.0, 1.0, 4.0]), tensor(vec![0.0, 0.0, 2.0, 4.0]));
         let two = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);
         let (mask, size) = (two(vec![1.0; 4]), Tensor::<3>::ones([2, 1, 1], &device));
-        assert!((value(twin_loss(point, truth.clone(), &mask, &size, 2, 2.0)) - 0.125).abs() < 1e-6);
+        assert!((value(twin_loss(point, truth.clone(), &mask, &size, 2, &huber)) - 0.125).abs() < 1e-6);
         let far = tensor(vec![0.0, 0.0, -3.0, 4.0]);
-        assert!((value(twin_loss(far, truth, &mask, &size, 2, 2.0)) - 2.0).abs() < 1e-6);
+        assert!((value(twin_loss(far, truth, &mask, &size, 2, &huber)) - 2.0).abs() < 1e-6);
         // asinh is the f64 one, odd, and turns a thousandfold blow-up into a few units.
         let xs = vec![-1000.0f32, -0.5, 0.0, 3.0];
         let mapped = asinh(Tensor::<1>::from_data(TensorData::new(xs.clone(), [4]), &device));
