@@ -4,7 +4,6 @@
 use loopcast_core::Frequency;
 use loopcast_sim::policy::history_plan;
 use loopcast_sim::{ActionPlan, ParamRanges, Topology, World};
-use proptest::prelude::*;
 
 const DAY_5M: usize = 288;
 
@@ -88,26 +87,4 @@ fn past_the_pool_more_replicas_lower_cpu_but_raise_latency_where_the_downstream_
         }
     }
     assert!(binding_steps > 100, "the downstream bound at only {binding_steps} steps");
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn requests_are_conserved_every_step_in_the_two_tier_world(seed in 0u64..10_000, replicas in 1u32..12) {
-        let world = world(seed, Topology::TwoTier);
-        let mut plan = history_plan(&world);
-        for r in &mut plan.replicas[DAY_5M / 2..] {
-            *r = replicas;
-        }
-        let truth = world.run(&plan).unwrap().truth;
-        let mut previous = 0.0;
-        for t in 0..DAY_5M {
-            let balance = truth.served[t] + truth.shed[t] + truth.backlog[t] - previous;
-            let tolerance = 1e-9 * truth.arrived[t].abs().max(balance.abs()).max(1.0);
-            prop_assert!((truth.arrived[t] - balance).abs() <= tolerance, "step {}", t);
-            prop_assert!(truth.latency_p95_ms[t].is_finite() && truth.utilisation[t] <= 1.0);
-            previous = truth.backlog[t];
-        }
-    }
 }

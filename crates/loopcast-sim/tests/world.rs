@@ -66,10 +66,12 @@ proptest! {
         }
     }
 
-    /// Every step: arrived = served + shed + change in backlog.
+    /// Every step, in both worlds: arrived = served + shed + change in backlog, with
+    /// finite latency and utilisation at most 1.
     #[test]
-    fn requests_are_conserved_every_step(seed in 0u64..10_000, replicas in 1u32..6) {
-        let world = world(seed, DAY_5M);
+    fn requests_are_conserved_every_step(seed in 0u64..10_000, replicas in 1u32..12, two_tier in any::<bool>()) {
+        let topology = if two_tier { Topology::TwoTier } else { Topology::Single };
+        let world = world(seed, DAY_5M).with_topology(topology);
         let mut plan = history_plan(&world);
         // Under-provision half of the day so that backlog and shedding happen.
         for r in &mut plan.replicas[DAY_5M / 2..] {
@@ -80,6 +82,7 @@ proptest! {
         for t in 0..DAY_5M {
             let balance = truth.served[t] + truth.shed[t] + truth.backlog[t] - previous;
             prop_assert!(close(truth.arrived[t], balance), "step {}: arrived {} vs {}", t, truth.arrived[t], balance);
+            prop_assert!(truth.latency_p95_ms[t].is_finite() && truth.utilisation[t] <= 1.0, "step {}", t);
             previous = truth.backlog[t];
         }
     }
