@@ -70,6 +70,16 @@ pub struct ModelConfig {
     /// change in scaled units, added in the decoding unit.
     #[serde(default, skip_serializing_if = "EffectUnits::is_scaled")]
     pub effect_units: EffectUnits,
+    /// A head that forecasts the operator's own plan from the history alone (every action
+    /// channel's log ratio to its last value, per future step), and ratio effects measured
+    /// from that plan instead of from the last value: the forecast without a plan is then
+    /// the one under the operator's usual conduct (an autoscaler that follows the daily
+    /// load), and a given plan moves it only by how far it departs from that conduct. With
+    /// effects measured from the last value, an operator's routine scale-up reads as a
+    /// causal cut in CPU that the load it answers never shows. Needs ratio effects.
+    /// `false` (checkpoints before it existed): effects from the last value.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub expected_plan: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -192,6 +202,7 @@ impl ModelConfig {
             action_effects: true,
             effect_units: EffectUnits::Scaled,
             relative_effects: false,
+            expected_plan: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,
@@ -297,6 +308,9 @@ impl ModelConfig {
         }
         if self.effect_units == EffectUnits::Ratio && !self.action_effects {
             return fail("`effect_units = \"ratio\"` needs `action_effects = true`".to_string());
+        }
+        if self.expected_plan && self.effect_units != EffectUnits::Ratio {
+            return fail("`expected_plan = true` needs `effect_units = \"ratio\"`".to_string());
         }
         Ok(())
     }

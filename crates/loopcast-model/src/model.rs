@@ -226,6 +226,8 @@ impl LoopedWorldModel {
             planned.push(plan);
         }
         let encoded = self.encode(&inputs);
+        let expected = self.network.expected_plan(&inputs, &encoded);
+        let inputs = inputs.with_expected_plan(expected);
         let k = plans.len();
         let memory = self.network.memory_keys(encoded.memory).repeat(k);
         let scenarios = inputs.scenarios(&planned);
@@ -296,9 +298,10 @@ impl LoopedWorldModel {
     }
 
     /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the
-    /// saved config must be `config` but for the interval scale (fitted after training)
-    /// and the relative action path (`ModelConfig::relative_effects`), which `config` may
-    /// add and which then keeps its fresh weights. `Ok(None)` when the configs differ in
+    /// saved config must be `config` but for the interval scale (fitted after training),
+    /// the relative action path (`ModelConfig::relative_effects`) and the expected plan's
+    /// head (`ModelConfig::expected_plan`), which `config` may add and which then keep
+    /// their fresh weights. `Ok(None)` when the configs differ in
     /// anything else.
     pub fn load_into(
         dir: impl AsRef<Path>,
@@ -307,16 +310,21 @@ impl LoopedWorldModel {
     ) -> Result<Option<Self>, ModelError> {
         let saved = Self::load(dir.as_ref(), device)?;
         let adds_path = config.relative_effects && !saved.config.relative_effects;
+        let adds_plan = config.expected_plan && !saved.config.expected_plan;
         let comparable = ModelConfig {
             interval_scale: config.interval_scale,
             effect_widening: config.effect_widening,
             relative_effects: config.relative_effects,
+            expected_plan: config.expected_plan,
             ..saved.config.clone()
         };
-        if &comparable != config || (saved.config.relative_effects && !config.relative_effects) {
+        let drops = (saved.config.relative_effects && !config.relative_effects)
+            || (saved.config.expected_plan && !config.expected_plan);
+        if &comparable != config || drops {
             return Ok(None);
         }
         let network = if adds_path { saved.network.with_relative_path(device) } else { saved.network };
+        let network = if adds_plan { network.with_plan_head(device) } else { network };
         Ok(Some(Self::from_network(network, config.clone(), device)))
     }
 

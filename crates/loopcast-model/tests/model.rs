@@ -327,6 +327,35 @@ fn the_relative_path_extends_a_saved_model() {
     );
 }
 
+/// A saved model in ratio units takes the expected plan's head for fine-tuning: the head
+/// adds weights, the forecasts barely move (the effect path starts almost closed), and a
+/// model with the head does not load without it.
+#[test]
+fn the_expected_plan_extends_a_saved_model() {
+    let device = Device::flex();
+    let input = batch(2, 48, 24, 50.0, 37);
+    let dir = tempfile::tempdir().unwrap();
+    let ratio = ModelConfig { effect_units: EffectUnits::Ratio, ..config() };
+    let saved = LoopedWorldModel::new(ratio.clone(), &device).unwrap();
+    saved.save(dir.path()).unwrap();
+    let planned = ModelConfig { expected_plan: true, ..ratio.clone() };
+    let extended = LoopedWorldModel::load_into(dir.path(), &planned, &device).unwrap().unwrap();
+    assert_eq!(extended.config(), &planned);
+    assert!(extended.parameter_count() > saved.parameter_count());
+    let (before, after) = (
+        saved.forecast(&input, &ForecastOptions::default()).unwrap(),
+        extended.forecast(&input, &ForecastOptions::default()).unwrap(),
+    );
+    let gap = before.values.iter().zip(&after.values).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(gap < 0.004 * 50.0, "the fresh head moved a forecast at level 50 by {gap}");
+    extended.save(dir.path()).unwrap();
+    assert!(LoopedWorldModel::load_into(dir.path(), &ratio, &device).unwrap().is_none(), "a head is dropped");
+    assert!(
+        ModelConfig { expected_plan: true, ..config() }.validate().is_err(),
+        "the expected plan needs ratio effects"
+    );
+}
+
 /// The relative path reads the action channels only: a covariate's plan is the same in
 /// every what-if, so twins say nothing of its effect, and a batch with covariates alone
 /// has no relative design.

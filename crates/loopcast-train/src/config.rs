@@ -152,6 +152,12 @@ pub struct LossConfig {
     /// every pair alike.
     #[serde(default)]
     pub twin_material: f64,
+    /// The least weight of a twin pair under `twin_material` (0 to 1): pairs whose plan
+    /// changes a target little still teach, at this weight, that it does not (a deploy
+    /// barely moves CPU), where 0 lets coefficients learned from large effects (replicas
+    /// on CPU) carry over to them unchecked.
+    #[serde(default)]
+    pub twin_material_floor: f64,
     /// When above 0, each series' pinball and twin losses are also divided by its
     /// context's in-sample seasonal naive error (mean `|x_t − x_{t−season}|`, scaled
     /// units), at least this floor: the loss then weighs series as relative MASE does, so
@@ -159,6 +165,15 @@ pub struct LossConfig {
     /// 0 (recipes before it existed) leaves it out.
     #[serde(default)]
     pub naive_floor: f64,
+    /// The expected plan's term (with `model.expected_plan`): mean absolute error of the
+    /// forecast log ratios of the operator's plan against the realised ones, on the rows
+    /// that continue under the operator's own plan.
+    #[serde(default = "one")]
+    pub expected_plan: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// How the twin loss compares a predicted twin difference with the true one.
@@ -325,6 +340,7 @@ impl TrainConfig {
             ("data.drop_actions_share", self.data.drop_actions_share),
             ("loss.gate_tolerance", self.loss.gate_tolerance),
             ("loss.contraction_ratio", self.loss.contraction_ratio),
+            ("loss.twin_material_floor", self.loss.twin_material_floor),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(format!("`{name}` must lie in [0, 1], got {value}"));
@@ -340,6 +356,7 @@ impl TrainConfig {
             ("loss.twin_huber", l.twin_huber),
             ("loss.twin_material", l.twin_material),
             ("loss.naive_floor", l.naive_floor),
+            ("loss.expected_plan", l.expected_plan),
             ("optimizer.weight_decay", o.weight_decay),
             ("loops.poisson_lambda", self.loops.poisson_lambda),
         ] {

@@ -30,6 +30,10 @@ pub struct LossValues {
     /// asinh units with `loss.twin_scale = "asinh"`); 0 on batches without twins.
     #[serde(default)]
     pub twin: f64,
+    /// Mean absolute error of the expected plan's log ratios against the operator's
+    /// realised plan (`model.expected_plan`); 0 without the head or action channels.
+    #[serde(default)]
+    pub plan: f64,
 }
 
 impl LossValues {
@@ -41,6 +45,7 @@ impl LossValues {
         self.contraction += other.contraction;
         self.gate += other.gate;
         self.twin += other.twin;
+        self.plan += other.plan;
     }
 
     /// Every term divided by `n`.
@@ -52,6 +57,7 @@ impl LossValues {
             contraction: self.contraction / n,
             gate: self.gate / n,
             twin: self.twin / n,
+            plan: self.plan / n,
         }
     }
 }
@@ -69,6 +75,8 @@ pub fn step_loss(
     let (b, t, p) = (step.batch.batch(), inputs.targets, model.patch_len);
     let q = model.quantiles.len();
     let encoded = network.encode(&inputs);
+    let expected = network.expected_plan(&inputs, &encoded);
+    let inputs = inputs.with_expected_plan(expected.clone());
     let memory = network.memory_keys(encoded.memory.clone());
     let trace =
         network.rollout_fixed(&inputs, encoded.state.clone(), memory, step.loops, config.loops.grad_loops);
@@ -183,11 +191,20 @@ pub fn step_loss(
         zero()
     };
 
+    let plan = match expected {
+        Some(expected) => {
+            let plans = if step.source == Source::Sre { config.data.plans_per_history } else { 1 };
+            plan_loss(&inputs, expected, plans)
+        }
+        None => zero(),
+    };
+
     let total = pinball_loss.clone() * weights.pinball
         + consistency.clone() * weights.consistency
         + contraction.clone() * weights.contraction
         + gate.clone() * weights.gate
-        + twin.clone() * weights.twin;
+        + twin.clone() * weights.twin
+        + plan.clone() * weights.expected_plan;
     let scalar = |x: &Tensor<1>| -> Result<f64, TrainError> {
         let values =
             x.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
@@ -200,8 +217,25 @@ pub fn step_loss(
         contraction: scalar(&contraction)?,
         gate: scalar(&gate)?,
         twin: scalar(&twin)?,
+        plan: scalar(&plan)?,
     };
     Ok((total, values))
+}
+
+/// The expected plan's loss: mean absolute error of `expected` (`[B, A, K·P]`, log
+/// ratios) against the realised plan's log ratios, over the known cells of action
+/// channels on rows `plans·i` only: with `plans` above 1 (twin batches) the other rows
+/// continue under departures drawn around the operator's plan, not under the operator's
+/// conduct the head forecasts.
+fn plan_loss(inputs: &Inputs, expected: Tensor<3>, plans: usize) -> Tensor<1> {
+    let [b, c, len] = inputs.future.dims();
+    let t = inputs.targets;
+    let device = inputs.future.device();
+    let own: Vec<f32> = (0..b).map(|row| f32::from(u8::from(row % plans.max(1) == 0))).collect();
+    let own = Tensor::<3>::from_data(TensorData::new(own, [b, 1, 1]), &device);
+    let known = inputs.future_mask.clone().slice([0..b, t..c, 0..len]) * own * inputs.action_channels();
+    let error = (expected - inputs.action_log_ratios()).abs() * known.clone();
+    error.sum() / known.sum().clamp_min(1.0)
 }
 
 /// The twin loss: rows `K·i` (base plan) to `K·i + K − 1` (departing plans), `K =
@@ -212,7 +246,8 @@ pub fn step_loss(
 /// its twins' `size` (`[B, T, 1]`, as the pinball loss is); with `loss.twin_huber` above
 /// 0, Huber's penalty with that threshold in place of the absolute error; with
 /// `loss.twin_material` above 0, each pair and target weighted by its true effect's mean
-/// size over that (at most 1), the loss then a weighted mean.
+/// size over that (at least `loss.twin_material_floor`, at most 1), the loss then a
+/// weighted mean.
 fn twin_loss(
     point: Tensor<3>,
     truth: Tensor<3>,
@@ -238,7 +273,7 @@ fn twin_loss(
     let weight = if weights.twin_material > 0.0 {
         let cells = both.clone().sum_dim(2).clamp_min(1.0);
         let mean_size = (true_difference.abs() * both.clone()).sum_dim(2) / cells;
-        both * mean_size.div_scalar(weights.twin_material).clamp_max(1.0)
+        both * mean_size.div_scalar(weights.twin_material).clamp(weights.twin_material_floor, 1.0)
     } else {
         both
     };
@@ -320,6 +355,8 @@ fn shifted(batch: &ModelBatch, steps: usize) -> Result<ModelBatch, TrainError> {
 
 #[cfg(test)]
 mod tests {
+    use loopcast_core::Role;
+
     use super::*;
 
     #[test]
@@ -328,6 +365,63 @@ mod tests {
         // loop 1 is (gains 2 % < 5 %), and so are loops 2 and 3.
         assert_eq!(settled(&[10.0, 5.0, 4.9, 4.95], 4, 0.05), vec![0.0, 1.0, 1.0, 1.0]);
         assert_eq!(settled(&[1.0, 2.0, 0.5], 3, 0.0), vec![0.0, 0.0, 1.0]);
+    }
+
+    /// The expected plan learns the operator's conduct only: with two plans per history
+    /// its error counts on the operator's rows (even) and on action channels, never on a
+    /// departing row nor a covariate; with one plan, on every row.
+    #[test]
+    fn the_expected_plan_is_scored_on_the_operators_rows_only() {
+        let device = Device::flex();
+        let config = loopcast_model::ModelConfig {
+            patch_len: 4,
+            max_context_patches: 4,
+            max_horizon_patches: 1,
+            ..loopcast_model::ModelConfig::small()
+        };
+        let roles = vec![Role::Target, Role::Action, Role::Covariate];
+        let (rows, l, h) = (4, 8, 4);
+        let context: Vec<f32> =
+            (0..rows * 3).flat_map(|r| vec![if r % 3 == 1 { 4.0 } else { 10.0 }; l]).collect();
+        // Departing rows (odd) plan a hundredfold, covariates move too.
+        let future: Vec<f32> = (0..rows * 3)
+            .flat_map(|r| {
+                let (row, channel) = (r / 3, r % 3);
+                let value = match channel {
+                    1 if row % 2 == 1 => 400.0,
+                    1 => 4.0 + row as f32,
+                    _ => 50.0,
+                };
+                vec![value; h]
+            })
+            .collect();
+        let batch = ModelBatch::new(
+            roles,
+            rows,
+            l,
+            h,
+            context,
+            vec![true; rows * 3 * l],
+            future,
+            vec![true; rows * 3 * h],
+        )
+        .unwrap();
+        let inputs = Inputs::new(&batch, &config, &device);
+        let value = |x: Tensor<1>| x.into_data().try_to_vec::<f32>().unwrap()[0];
+        let ratios = inputs.action_log_ratios().into_data().try_to_vec::<f32>().unwrap();
+        // `[B, 2, H]`: the action is channel 0 of the two after the target.
+        let mean_abs = |picked: &[usize]| {
+            picked
+                .iter()
+                .map(|row| ratios[row * 2 * h..row * 2 * h + h].iter().map(|r| r.abs()).sum::<f32>())
+                .sum::<f32>()
+                / (picked.len() * h) as f32
+        };
+        let zeros = Tensor::<3>::zeros([rows, 2, h], &device);
+        let own = value(plan_loss(&inputs, zeros.clone(), 2));
+        assert!(own > 0.0 && (own - mean_abs(&[0, 2])).abs() < 1e-6, "{own} vs {}", mean_abs(&[0, 2]));
+        let every = value(plan_loss(&inputs, zeros, 1));
+        assert!((every - mean_abs(&[0, 1, 2, 3])).abs() < 1e-5 && every > 5.0 * own, "{every}");
     }
 
     #[test]
@@ -344,7 +438,9 @@ mod tests {
             twin_scale: TwinScale::Linear,
             twin_huber: 0.0,
             twin_material: 0.0,
+            twin_material_floor: 0.0,
             naive_floor: 0.0,
+            expected_plan: 1.0,
         };
         let huber = LossConfig { twin_huber: 2.0, ..plain.clone() };
         let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);

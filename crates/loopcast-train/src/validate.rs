@@ -1,7 +1,7 @@
 //! Scoring a model on held-out simulator windows: accuracy against seasonal naive,
 //! calibration, loops used, and counterfactual effects on twin pairs.
 
-use loopcast_core::Frequency;
+use loopcast_core::{Frequency, Role};
 use loopcast_eval::counterfactual::{EffectTally, score_effect};
 use loopcast_eval::{baselines, metrics};
 use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel, ModelBatch};
@@ -13,8 +13,12 @@ use crate::{KeepBy, TrainError};
 /// Held-out windows, built once from a seed range and scored many times.
 #[derive(Debug, Clone)]
 pub struct ValidationSet {
-    /// Twin pairs of SRE windows (5-minute steps, daily season).
+    /// Twin pairs of SRE windows (5-minute steps, daily season), every row with its plan:
+    /// what the twin effects are scored on.
     sre: Vec<ModelBatch>,
+    /// The same windows as forecasts meet them in production, what accuracy and interval
+    /// coverage are scored on ([`as_forecast`]).
+    sre_as_forecast: Vec<ModelBatch>,
     /// Prior windows (hourly steps, daily season).
     prior: Vec<ModelBatch>,
 }
@@ -45,17 +49,44 @@ impl ValidationSet {
         for chunk in seeds.chunks(CHUNK) {
             prior.push(prior_windows(chunk, context, horizon, PRIOR_CHANNELS, Some(Frequency::hours(1)))?);
         }
-        Ok(Self { sre, prior })
+        let sre_as_forecast = sre.iter().map(as_forecast).collect::<Result<_, _>>()?;
+        Ok(Self { sre, sre_as_forecast, prior })
     }
 }
 
-/// What a model scored on a [`ValidationSet`].
+/// Twin windows as a forecast meets them in production: the operator's own row of each
+/// pair (even rows) without the future of its action channels — no one knows in advance
+/// what an autoscaler will do, and its decisions follow the very load being forecast, so
+/// knowing them leaks that load — and the departing row with its plan, a planned
+/// intervention as a what-if or a scheduled change gives it. Covariates (calendars) keep
+/// their known future.
+fn as_forecast(batch: &ModelBatch) -> Result<ModelBatch, TrainError> {
+    let (future, known) = batch.future_arrays();
+    let (c, h) = (batch.roles().len(), batch.horizon());
+    let mut known = known.to_vec();
+    for (i, cell) in known.iter_mut().enumerate() {
+        let (row, channel) = (i / (c * h), i / h % c);
+        if row % 2 == 0 && batch.roles()[channel] == Role::Action {
+            *cell = false;
+        }
+    }
+    batch.with_future(future.to_vec(), known).map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// What a model scored on a [`ValidationSet`]: accuracy and coverage on its windows as
+/// forecasts meet them in production (the operator's own rows without their plan, the
+/// departing rows with theirs), twin effects on both rows of each pair under their plans.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValidationReport {
     /// Series (window × target channel) scored.
     pub series: usize,
     /// Geometric mean over series of MASE relative to seasonal naive's (median forecast).
     pub relative_mase: f64,
+    /// The same with every SRE row's plan known, the operator's own included (the
+    /// protocol of the figures before 2026-12-06, which lets a model read the load from
+    /// the autoscaler's future).
+    #[serde(default)]
+    pub relative_mase_with_plans: f64,
     /// Geometric mean over series of weighted quantile loss (levels 0.1–0.9) relative to
     /// seasonal naive's.
     pub relative_wql: f64,
@@ -113,6 +144,7 @@ impl ValidationReport {
 #[derive(Default)]
 struct Tally {
     relative_mase: Vec<f64>,
+    relative_mase_with_plans: Vec<f64>,
     relative_wql: Vec<f64>,
     wql: Vec<f64>,
     wql_max_loops: Vec<f64>,
@@ -132,14 +164,20 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
     let fail = |e: loopcast_model::ModelError| TrainError::Data(e.to_string());
     let mut tally = Tally::default();
     let batches = set
-        .sre
+        .sre_as_forecast
         .iter()
-        .map(|b| (b, SRE_SEASON, true))
-        .chain(set.prior.iter().map(|b| (b, PRIOR_SEASON, false)));
-    for (batch, season, twins) in batches {
+        .zip(set.sre.iter().map(Some))
+        .map(|(b, planned)| (b, planned, SRE_SEASON))
+        .chain(set.prior.iter().map(|b| (b, None, PRIOR_SEASON)));
+    for (batch, planned, season) in batches {
         let adaptive = model.forecast(batch, &ForecastOptions::default()).map_err(fail)?;
         let full = ForecastOptions { exit_threshold: Some(2.0), ..ForecastOptions::default() };
         let at_max = model.forecast(batch, &full).map_err(fail)?;
+        // Twin effects compare both rows of a pair under their own plans.
+        let planned = match planned {
+            Some(planned) => Some(model.forecast(planned, &ForecastOptions::default()).map_err(fail)?),
+            None => None,
+        };
         tally.loops += adaptive.loops.iter().flatten().map(|l| f64::from(*l)).sum::<f64>();
         tally.patches += adaptive.loops.iter().map(Vec::len).sum::<usize>() as f64;
         let h = batch.horizon();
@@ -166,6 +204,11 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                 if let (Some(m), Some(n)) = (mase, naive_mase) {
                     tally.relative_mase.push(m / n);
                 }
+                let with_plans = planned.as_ref().unwrap_or(&adaptive);
+                let point: Vec<f64> = (0..h).map(|s| f64::from(with_plans.value(b, t, s, median))).collect();
+                if let (Some(m), Some(n)) = (metrics::mase(&past, season, &truth, &point), naive_mase) {
+                    tally.relative_mase_with_plans.push(m / n);
+                }
                 if let (Some(m), Some(n), Some(x)) = (wql(&model_q), wql(&naive_q), wql(&max_q)) {
                     tally.relative_wql.push(m / n);
                     tally.wql.push(m);
@@ -178,15 +221,16 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
                     tally.covered += share * seen;
                     tally.observed += seen;
                 }
-                if twins && b % 2 == 1 {
+                if let Some(planned) = planned.as_ref().filter(|_| b % 2 == 1) {
                     let base_truth = truth_of(batch, b - 1, t);
-                    let base_q = quantiles(&adaptive, b - 1, t, &interval);
+                    let (twin_q, base_q) =
+                        (quantiles(planned, b, t, &interval), quantiles(planned, b - 1, t, &interval));
                     let widening = model.config().effect_widening;
                     let (mut lower, mut upper, mut predicted) = (Vec::new(), Vec::new(), Vec::new());
                     for s in 0..h {
-                        let paired = model_q[s].iter().zip(&base_q[s]).map(|(q, base)| q - base);
-                        let effect = f64::from(adaptive.value(b, t, s, median))
-                            - f64::from(adaptive.value(b - 1, t, s, median));
+                        let paired = twin_q[s].iter().zip(&base_q[s]).map(|(q, base)| q - base);
+                        let effect = f64::from(planned.value(b, t, s, median))
+                            - f64::from(planned.value(b - 1, t, s, median));
                         lower.push(paired.clone().fold(f64::INFINITY, f64::min) - widening * effect.abs());
                         upper.push(paired.fold(f64::NEG_INFINITY, f64::max) + widening * effect.abs());
                         predicted.push(effect);
@@ -205,6 +249,8 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
     Ok(ValidationReport {
         series: tally.wql.len(),
         relative_mase: metrics::geometric_mean(tally.relative_mase.iter().copied()).unwrap_or(f64::NAN),
+        relative_mase_with_plans: metrics::geometric_mean(tally.relative_mase_with_plans.iter().copied())
+            .unwrap_or(f64::NAN),
         relative_wql: metrics::geometric_mean(tally.relative_wql.iter().copied()).unwrap_or(f64::NAN),
         wql: metrics::geometric_mean(tally.wql.iter().copied()).unwrap_or(f64::NAN),
         wql_vs_max_loops: metrics::geometric_mean(
@@ -244,7 +290,7 @@ pub fn fitted_interval_scale(
 ) -> Result<f64, TrainError> {
     let (low, median, high) = interval_levels(model)?;
     let mut needs = Vec::new();
-    for batch in set.sre.iter().chain(&set.prior) {
+    for batch in set.sre_as_forecast.iter().chain(&set.prior) {
         let forecast = model
             .forecast(batch, &ForecastOptions::default())
             .map_err(|e| TrainError::Data(e.to_string()))?;
@@ -305,4 +351,37 @@ fn truth_of(batch: &ModelBatch, b: usize, t: usize) -> Vec<f64> {
     let (future, known) = batch.future_arrays();
     let r = b * c + t;
     (0..h).map(|i| if known[r * h + i] { f64::from(future[r * h + i]) } else { f64::NAN }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As forecasts meet them, the operator's rows lose their actions' future and keep
+    /// their covariates'; the departing rows keep their whole plan.
+    #[test]
+    fn the_operators_rows_are_forecast_without_their_plan() {
+        let roles = vec![Role::Target, Role::Action, Role::Covariate];
+        let (rows, h) = (4, 3);
+        let cells = rows * roles.len() * h;
+        let future: Vec<f32> = (0..cells).map(|i| i as f32).collect();
+        let batch = ModelBatch::new(
+            roles,
+            rows,
+            2,
+            h,
+            vec![1.0; rows * 3 * 2],
+            vec![true; rows * 3 * 2],
+            future.clone(),
+            vec![true; cells],
+        )
+        .unwrap();
+        let forecast = as_forecast(&batch).unwrap();
+        let (values, known) = forecast.future_arrays();
+        assert_eq!(values, &future[..], "the values stay");
+        for (i, known) in known.iter().enumerate() {
+            let (row, channel) = (i / (3 * h), i / h % 3);
+            assert_eq!(*known, !(row % 2 == 0 && channel == 1), "row {row} channel {channel}");
+        }
+    }
 }

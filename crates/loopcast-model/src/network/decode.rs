@@ -66,7 +66,7 @@ impl Network {
                     ])
                 };
                 Some(if self.ratio_effects {
-                    let exponent = per_step(action_log_ratios(inputs)).clamp(-3.0, 3.0);
+                    let exponent = per_step(inputs.plan_departures()).clamp(-3.0, 3.0);
                     let t =
                         |x: &Tensor<3>| x.clone().slice([0..b, 0..targets, 0..1]).reshape([b, targets, 1, 1]);
                     let (location, scale) = (t(&inputs.location), t(&inputs.scale));
@@ -208,16 +208,38 @@ pub(super) fn log_ratios(inputs: &Inputs, channels: Tensor<1, Int>) -> Tensor<3>
     (magnitude(planned) / magnitude(last)).log().clamp(-3.0, 3.0) * pick(&inputs.future_mask, len)
 }
 
-/// [`log_ratios`] of every channel after the targets, zero on covariates: `[B, A, K·P]`,
-/// aligned with the action tokens.
-fn action_log_ratios(inputs: &Inputs) -> Tensor<3> {
-    let (t, c) = (inputs.targets, inputs.roles.len());
-    let device = inputs.future.device();
-    let channels = Tensor::<1, Int>::arange(t as i64..c as i64, &device);
-    let actions: Vec<f32> =
-        inputs.roles[t..].iter().map(|r| f32::from(u8::from(*r == Role::Action))).collect();
-    let actions = Tensor::<3>::from_data(TensorData::new(actions, [1, c - t, 1]), &device);
-    log_ratios(inputs, channels) * actions
+impl Inputs {
+    /// 1 on every action channel after the targets, 0 on covariates: `[1, C − T, 1]`.
+    pub fn action_channels(&self) -> Tensor<3> {
+        let actions: Vec<f32> =
+            self.roles[self.targets..].iter().map(|r| f32::from(u8::from(*r == Role::Action))).collect();
+        let a = actions.len();
+        Tensor::<3>::from_data(TensorData::new(actions, [1, a, 1]), &self.future.device())
+    }
+
+    /// [`log_ratios`] of every channel after the targets, zero on covariates: `[B, A,
+    /// K·P]`, aligned with the action tokens (what ratio effects and the expected plan
+    /// read).
+    pub fn action_log_ratios(&self) -> Tensor<3> {
+        let (t, c) = (self.targets, self.roles.len());
+        let channels = Tensor::<1, Int>::arange(t as i64..c as i64, &self.future.device());
+        log_ratios(self, channels) * self.action_channels()
+    }
+
+    /// [`Inputs::action_log_ratios`] less the expected plan where the plan is known: how
+    /// far the plan departs from the operator's expected conduct (from the last value
+    /// without an expected plan).
+    fn plan_departures(&self) -> Tensor<3> {
+        let ratios = self.action_log_ratios();
+        match &self.expected_plan {
+            Some(expected) => {
+                let [b, c, len] = self.future.dims();
+                let known = self.future_mask.clone().slice([0..b, self.targets..c, 0..len]);
+                ratios - expected.clone().detach() * known
+            }
+            None => ratios,
+        }
+    }
 }
 
 pub(super) const FEATURES: usize = 4;
@@ -315,6 +337,63 @@ mod tests {
             }
         }
         assert!(moved > 1e-2, "the open blend moves the median (by {moved})");
+    }
+
+    /// With the expected plan's head, ratio effects are measured from the operator's plan
+    /// as the history foretells it: that forecast reads the history alone (two plans give
+    /// the same one), a plan equal to it has no effect at all, and one departing from it
+    /// moves the forecast.
+    #[test]
+    fn ratio_effects_are_measured_from_the_expected_plan() {
+        let device = Device::flex();
+        let config = ModelConfig {
+            patch_len: 4,
+            max_context_patches: 8,
+            max_horizon_patches: 2,
+            effect_units: EffectUnits::Ratio,
+            expected_plan: true,
+            ..ModelConfig::small()
+        };
+        let (l, h) = (24, 8);
+        let batch = |plan: f32| {
+            let mut context: Vec<f32> = (0..l).map(|i| 50.0 + 5.0 * ((i % 6) as f32)).collect();
+            context.extend(vec![4.0; l]);
+            let mut future = vec![0.0; h];
+            future.extend(vec![plan; h]);
+            let known: Vec<bool> = (0..2 * h).map(|i| i >= h).collect();
+            let roles = vec![Role::Target, Role::Action];
+            ModelBatch::new(roles, 1, l, h, context, vec![true; 2 * l], future, known).unwrap().with_season(6)
+        };
+        let mut network = Network::new(&config, &device);
+        let state_side = network.effect_state.clone().unwrap();
+        let opened = Param::from_tensor(state_side.weight.val().mul_scalar(3000.0));
+        network.effect_state = Some(Linear { weight: opened, ..state_side });
+        let head = network.plan_head.clone().unwrap();
+        let opened = Param::from_tensor(head.weight.val().mul_scalar(30.0));
+        network.plan_head = Some(Linear { weight: opened, ..head });
+        let effect = |inputs: &Inputs| {
+            let encoded = network.encode(inputs);
+            let control = LoopControl { min_loops: 1, max_loops: 1, exit_threshold: 2.0 };
+            let rollout =
+                network.rollout(inputs, encoded.state, network.memory_keys(encoded.memory), control);
+            let (_, effect) = network.decode_parts(inputs, &rollout.actions, rollout.states, &[0, 1]);
+            values(effect.expect("a plan").reshape([1, 1, h * config.quantiles.len()]))
+        };
+        let expected =
+            |inputs: &Inputs| network.expected_plan(inputs, &network.encode(inputs)).expect("a head");
+        let (held, doubled) =
+            (Inputs::new(&batch(4.0), &config, &device), Inputs::new(&batch(8.0), &config, &device));
+        let foretold = values(expected(&held));
+        assert_eq!(foretold, values(expected(&doubled)), "the expected plan never reads the plan");
+        assert!(foretold.iter().any(|r| r.abs() > 1e-3), "the opened head foretells a change: {foretold:?}");
+        // Measured from the last value, the held plan has no effect; measured from the
+        // expected plan, the plan the head foretells has none.
+        assert!(effect(&held).iter().all(|e| *e == 0.0));
+        let as_foretold = doubled.clone().with_expected_plan(Some(doubled.action_log_ratios()));
+        assert!(effect(&as_foretold).iter().all(|e| e.abs() < 1e-6), "{:?}", effect(&as_foretold));
+        let departing = doubled.clone().with_expected_plan(Some(expected(&doubled)));
+        let moved = effect(&departing).iter().fold(0.0f32, |m, e| m.max(e.abs()));
+        assert!(moved > 1e-3, "a plan departing from the expected one moves the forecast (by {moved})");
     }
 
     /// In ratio units the plan's effect multiplies every positive quantile of a target and

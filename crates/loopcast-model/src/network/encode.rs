@@ -56,6 +56,35 @@ impl Network {
         Encoded { memory: x.reshape([b, c * n, d]), state: Tensor::cat(vec![per_target, global], 1) }
     }
 
+    /// The operator's plan as the history foretells it (`ModelConfig::expected_plan`):
+    /// every action channel's log ratio to its last value per future step, `[B, C − T,
+    /// K·P]`, bounded softly to ±3 like the plan's own ratios, zero on covariates. Read
+    /// from the channel's last context token and the global state of `encoded`, never
+    /// from the plan. `None` without the head or without action channels.
+    pub fn expected_plan(&self, inputs: &Inputs, encoded: &Encoded) -> Option<Tensor<3>> {
+        let (Some(reader), Some(norm), Some(head)) = (&self.plan_reader, &self.plan_norm, &self.plan_head)
+        else {
+            return None;
+        };
+        let [b, c, len] = inputs.future.dims();
+        let (d, t, k) = (self.d_model(), inputs.targets, len / self.patch_len);
+        if c == t {
+            return None;
+        }
+        let n = encoded.memory.dims()[1] / c;
+        let last = encoded
+            .memory
+            .clone()
+            .reshape([b, c, n, d])
+            .slice([0..b, t..c, n - 1..n, 0..d])
+            .reshape([b, c - t, d]);
+        let global = encoded.state.clone().slice([0..b, t..t + 1, 0..d]).expand([b, c - t, d]);
+        let channel = reader.forward(Tensor::cat(vec![last, global], 2)).reshape([b, c - t, 1, d]);
+        let positions = self.horizon_position.val().slice([0..k, 0..d]).reshape([1, 1, k, d]);
+        let ratios = head.forward(norm.forward(channel + positions)).reshape([b, c - t, len]);
+        Some(ratios.div_scalar(3.0).tanh().mul_scalar(3.0) * inputs.action_channels())
+    }
+
     /// Action tokens for every future patch, `[B, A, K, d]`: planned values of the action
     /// and covariate channels with their masks, own encoder, own role embeddings, and
     /// horizon positions. Without such channels, one learned "no action" token per patch.

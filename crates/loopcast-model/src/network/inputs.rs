@@ -50,6 +50,11 @@ pub struct Inputs {
     pub horizon: usize,
     /// Steps per patch.
     pub patch_len: usize,
+    /// The operator's expected plan, `[B, C − T, K·P]`: every action channel's log ratio
+    /// to its last value per future step, as the network forecasts it from the history
+    /// ([`super::Network::expected_plan`], set by [`Inputs::with_expected_plan`]); ratio
+    /// effects are measured from it. `None`: from the last value.
+    pub expected_plan: Option<Tensor<3>>,
 }
 
 impl Inputs {
@@ -146,7 +151,13 @@ impl Inputs {
             targets: batch.targets(),
             horizon: h,
             patch_len: p,
+            expected_plan: None,
         }
+    }
+
+    /// The same inputs with the operator's expected plan (see [`Inputs::expected_plan`]).
+    pub fn with_expected_plan(self, expected_plan: Option<Tensor<3>>) -> Self {
+        Self { expected_plan, ..self }
     }
 
     /// Inputs for scenarios of the same histories with the futures of `plans` (batches
@@ -176,6 +187,7 @@ impl Inputs {
             targets: self.targets,
             horizon: self.horizon,
             patch_len: self.patch_len,
+            expected_plan: self.expected_plan.as_ref().map(|plan| plan.clone().repeat_dim(0, copies)),
         }
     }
 

@@ -134,6 +134,13 @@ pub struct Network {
     ratio_effects: bool,
     effect_action: Option<Linear>,
     effect_norm: Option<LayerNorm>,
+    /// The head forecasting the operator's plan (`ModelConfig::expected_plan`): an action
+    /// channel's last context token and the global state read into one vector per
+    /// channel, then per future patch (with its position) a norm and a log ratio per step,
+    /// starting near zero (the last value).
+    plan_reader: Option<ResidualMlp>,
+    plan_norm: Option<LayerNorm>,
+    plan_head: Option<Linear>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -209,12 +216,28 @@ impl Network {
                 .action_effects
                 .then(|| LinearConfig::new(d, d).with_bias(false).init(device)),
             effect_norm: config.action_effects.then(|| LayerNormConfig::new(d).init(device)),
+            plan_reader: None,
+            plan_norm: None,
+            plan_head: None,
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
             relative_norm: None,
         };
+        let network = if config.expected_plan { network.with_plan_head(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
+    }
+
+    /// The same weights with a fresh head for the operator's expected plan
+    /// (`ModelConfig::expected_plan`), in place of the one it has, if any.
+    pub(crate) fn with_plan_head(self, device: &Device) -> Self {
+        let d = self.d_model();
+        Self {
+            plan_reader: Some(ResidualMlp::new(2 * d, d, device)),
+            plan_norm: Some(LayerNormConfig::new(d).init(device)),
+            plan_head: Some(LinearConfig::new(d, self.patch_len).with_initializer(NEAR_ZERO).init(device)),
+            ..self
+        }
     }
 
     /// The same weights decoding intervals `scale` times as wide about the median
