@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains every ablation in configs/ablations/ with the same budget and prints the table
-# of docs/MODEL.md from their held-out scores (runs/ablations/<name>/summary.json).
+# of docs/experiments/ablations-shipped-recipe.md from their held-out scores (runs/ablations/<name>/summary.json).
 # Resumable: an interrupted ablation continues from its last checkpoint when re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

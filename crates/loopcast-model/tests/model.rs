@@ -265,7 +265,7 @@ impl ModuleVisitor for GradientCheck<'_> {
     }
 }
 
-/// The ablation variants of docs/MODEL.md: unshared stack, no retention, no deferred
+/// The ablation variants of docs/MODEL.md ("Ablations"): unshared stack, no retention, no deferred
 /// decoding.
 fn variants() -> [(&'static str, ModelConfig); 3] {
     [
