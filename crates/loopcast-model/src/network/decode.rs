@@ -339,6 +339,12 @@ mod tests {
         assert!(moved > 1e-2, "the open blend moves the median (by {moved})");
     }
 
+    /// `layer` with its weights `factor` times larger: a path that starts almost closed,
+    /// opened so a test sees what it does.
+    fn opened(layer: Linear, factor: f32) -> Linear {
+        Linear { weight: Param::from_tensor(layer.weight.val().mul_scalar(factor)), ..layer }
+    }
+
     /// With the expected plan's head, ratio effects are measured from the operator's plan
     /// as the history foretells it: that forecast reads the history alone (two plans give
     /// the same one), a plan equal to it has no effect at all, and one departing from it
@@ -365,12 +371,8 @@ mod tests {
             ModelBatch::new(roles, 1, l, h, context, vec![true; 2 * l], future, known).unwrap().with_season(6)
         };
         let mut network = Network::new(&config, &device);
-        let state_side = network.effect_state.clone().unwrap();
-        let opened = Param::from_tensor(state_side.weight.val().mul_scalar(3000.0));
-        network.effect_state = Some(Linear { weight: opened, ..state_side });
-        let head = network.plan_head.clone().unwrap();
-        let opened = Param::from_tensor(head.weight.val().mul_scalar(30.0));
-        network.plan_head = Some(Linear { weight: opened, ..head });
+        network.effect_state = Some(opened(network.effect_state.clone().unwrap(), 3000.0));
+        network.plan_head = Some(opened(network.plan_head.clone().unwrap(), 30.0));
         let effect = |inputs: &Inputs| {
             let encoded = network.encode(inputs);
             let control = LoopControl { min_loops: 1, max_loops: 1, exit_threshold: 2.0 };
@@ -429,9 +431,7 @@ mod tests {
         .with_season(6);
         let inputs = Inputs::new(&batch, &config, &device);
         let mut network = Network::new(&config, &device);
-        let state_side = network.effect_state.clone().unwrap();
-        let opened = Param::from_tensor(state_side.weight.val().mul_scalar(3000.0));
-        network.effect_state = Some(Linear { weight: opened, ..state_side });
+        network.effect_state = Some(opened(network.effect_state.clone().unwrap(), 3000.0));
         let encoded = network.encode(&inputs);
         let control = LoopControl { min_loops: 1, max_loops: 1, exit_threshold: 2.0 };
         let rollout = network.rollout(&inputs, encoded.state, network.memory_keys(encoded.memory), control);
