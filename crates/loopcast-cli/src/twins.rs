@@ -6,7 +6,9 @@
 //! Writes `counterfactual.md`, `counterfactual.json`, `effects.csv` (one row per material
 //! effect and model: its error, sign, interval coverage, and the true and predicted mean
 //! effect per step in the channel's units) and `plans.csv` (one row per problem and
-//! planner) under `--out`.
+//! planner) under `--out`. In the SRE world it also sweeps each episode's replicas from
+//! half to twice the operator's and counts the steps where more replicas raised the
+//! predicted median CPU or latency (`loopcast_eval::monotone`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_eval::EvalError;
 use loopcast_eval::counterfactual::{EffectModel, TwinSpec, evaluate_effects, twin_episodes};
+use loopcast_eval::monotone::{self, MonotoneRow, SWEEP_FACTORS, replica_sweep};
 use loopcast_eval::plan_eval::{PlanEvalSpec, evaluate_planner};
 use loopcast_eval::report::{write_atomically, write_csv};
 use loopcast_model::{ForecastOptions, LoopedWorldModel};
@@ -42,6 +45,8 @@ struct Results<'a> {
     horizon: usize,
     plans: usize,
     counterfactual: &'a loopcast_eval::counterfactual::CounterfactualReport,
+    /// The SRE world's replica sweep (absent in the two-tier world).
+    monotone: Option<&'a [MonotoneRow]>,
     planner: Option<&'a loopcast_eval::plan_eval::PlanReport>,
 }
 
@@ -97,6 +102,20 @@ pub(crate) fn run(
     })
     .map_err(stopped)?;
     effects_bar.finish_and_clear();
+    // In the two-tier world more replicas truly raise latency where the downstream binds,
+    // so only the SRE world's twins hold the model to monotone capacity.
+    let monotone = if run.twins.topology == Topology::Single {
+        let sweep_bar = bar(episodes.len() as u64, "replica sweep");
+        let mut progress = tracker(&sweep_bar, interrupted.clone());
+        let rows = tokio::task::block_in_place(|| {
+            replica_sweep(model, &episodes, &SWEEP_FACTORS, 0.0, options, &mut progress)
+        })
+        .map_err(stopped)?;
+        sweep_bar.finish_and_clear();
+        Some(rows)
+    } else {
+        None
+    };
     let spec = PlanEvalSpec {
         twins: TwinSpec { episodes: run.problems, ..run.twins },
         budget: run.planner_budget,
@@ -124,6 +143,10 @@ pub(crate) fn run(
         t.plans,
         report.markdown()
     );
+    if let Some(rows) = &monotone {
+        markdown
+            .push_str(&format!("\n## Capacity monotonicity\n\n{}", monotone::markdown(rows, &SWEEP_FACTORS)));
+    }
     if let Some(planner) = &planner {
         markdown.push_str(&format!("\n## Planner\n\n{}", planner.markdown(&spec)));
     }
@@ -135,6 +158,7 @@ pub(crate) fn run(
         horizon: t.horizon,
         plans: t.plans,
         counterfactual: &report,
+        monotone: monotone.as_deref(),
         planner: planner.as_ref(),
     };
     let json = serde_json::to_vec_pretty(&results)?;

@@ -205,6 +205,13 @@ fn twins_write_the_effect_and_planner_tables() {
     for row in ["| loopcast |", "| action_blind |", "| arx |", "| oracle |", "| operator's autoscaler |"] {
         assert!(markdown.contains(row), "{row} missing from\n{markdown}");
     }
+    // The replica sweep compares 4 adjacent plans over 48 steps of 2 episodes per target.
+    for row in ["| cpu_util | 384 |", "| latency_p50_ms | 384 |", "| latency_p95_ms | 384 |"] {
+        assert!(markdown.contains(row), "{row} missing from\n{markdown}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("counterfactual.json")).unwrap()).unwrap();
+    assert_eq!(json["monotone"][0]["comparisons"], 384, "{}", json["monotone"]);
     // One row per material effect and model, the same effects for every model.
     let mut reader = csv::Reader::from_path(out_dir.join("effects.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
@@ -273,6 +280,8 @@ fn twins_write_the_effect_and_planner_tables() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(two_tier.join("counterfactual.json")).unwrap()).unwrap();
     assert_eq!(json["world"], "two-tier");
+    // There more replicas truly raise latency where the downstream binds: no sweep.
+    assert!(json["monotone"].is_null() && !markdown.contains("Capacity monotonicity"), "{markdown}");
     let mut reader = csv::Reader::from_path(two_tier.join("effects.csv")).unwrap();
     let other: std::collections::BTreeMap<_, _> = reader
         .records()

@@ -52,11 +52,12 @@ impl Network {
                 // `[B, S, T, A]`: one coefficient per target, action or covariate channel
                 // and decoded patch, a bilinear form of the target's state and the
                 // channel's token.
-                let tokens = action_side.forward(norm.forward(actions.clone().select(2, ids.clone())));
-                let coefficients = state_side
-                    .forward(normed.clone())
-                    .matmul(tokens.swap_dims(1, 2).swap_dims(2, 3))
-                    .div_scalar((d as f32).sqrt());
+                let tokens = action_side
+                    .forward(norm.forward(actions.clone().select(2, ids.clone())))
+                    .swap_dims(1, 2)
+                    .swap_dims(2, 3);
+                let coefficients =
+                    state_side.forward(normed.clone()).matmul(tokens.clone()).div_scalar((d as f32).sqrt());
                 let per_step = |x: Tensor<3>| {
                     coefficients.matmul(per_patch(x).swap_dims(1, 2)).swap_dims(1, 2).reshape([
                         b,
@@ -66,7 +67,12 @@ impl Network {
                     ])
                 };
                 Some(if self.ratio_effects {
-                    let exponent = per_step(inputs.plan_departures()).clamp(-3.0, 3.0);
+                    let exponent = per_step(inputs.plan_departures());
+                    let exponent = match self.saturation_exponent(inputs, &normed, &tokens, &ids) {
+                        Some(saturation) => exponent + saturation,
+                        None => exponent,
+                    }
+                    .clamp(-3.0, 3.0);
                     let t =
                         |x: &Tensor<3>| x.clone().slice([0..b, 0..targets, 0..1]).reshape([b, targets, 1, 1]);
                     let (location, scale) = (t(&inputs.location), t(&inputs.scale));
