@@ -25,6 +25,15 @@ use crate::inspect::{LayoutArg, load_mapping};
 use crate::twins::{self, TwinsRun};
 use crate::{Interrupted, UsageError, interrupt_flag, models};
 
+/// Whether a backtest gives loopcast the action channels' future (`--action-futures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ActionFutures {
+    /// The file's own future actions are the plan (a what-if).
+    Known,
+    /// Unknown, as in production.
+    Hidden,
+}
+
 /// Arguments of `loopcast eval`.
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
@@ -71,6 +80,12 @@ pub(crate) struct EvalArgs {
     /// fed to the model with their known future, as a what-if would.
     #[arg(long)]
     mapping: Option<PathBuf>,
+    /// Whether loopcast sees the action channels' future in `--data` backtests: `known`
+    /// (a what-if: the file's own future actions are the plan) or `hidden` (as forecasts
+    /// meet production, where the operator's coming decisions are unknown, and would leak
+    /// the load they answer). Covariates keep their known future either way.
+    #[arg(long, value_enum, default_value_t = ActionFutures::Known)]
+    action_futures: ActionFutures,
     /// Covariate channels whose future is known (calendar, weather, …), comma-separated.
     #[arg(long, value_delimiter = ',')]
     covariates: Vec<String>,
@@ -213,6 +228,7 @@ pub(crate) async fn run(args: EvalArgs) -> Result<()> {
             chart_samples: args.charts,
             // The dataset's own, once its roles are read (`open_with_roles`).
             targets: Vec::new(),
+            action_futures: args.action_futures == ActionFutures::Known,
         };
         let loopcast = model.as_ref().map(|(m, _, _)| m);
         let backtest = backtest(dataset, config, loopcast).await?;

@@ -375,6 +375,20 @@ fn a_file_with_a_role_column_is_backtested_with_its_actions() {
     assert_eq!(same_snaive, 14, "seasonal naive never reads the actions");
     assert!(moved > 0, "the actions reach the model: {all:?} vs {blind:?}");
 
+    // As in production, the actions' future hidden: the forecasts differ from the
+    // what-if's, and differ from the blind ones too (the actions' history is still read).
+    let (out, hidden) = eval("hidden", &["--action-futures", "hidden"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hidden = scores(&hidden);
+    let differs = |other: &[(String, String, f64)]| {
+        hidden.iter().zip(other).filter(|(a, b)| a.1 == "loopcast" && (a.2 - b.2).abs() > 1e-9).count()
+    };
+    assert!(differs(&all) > 0 && differs(&blind) > 0, "{hidden:?}");
+    assert_eq!(
+        hidden.iter().filter(|r| r.1 == "snaive").collect::<Vec<_>>(),
+        all.iter().filter(|r| r.1 == "snaive").collect::<Vec<_>>()
+    );
+
     let (out, picked) = eval("picked", &["--target", "cpu_util,latency_p95_ms"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let picked = scores(&picked);

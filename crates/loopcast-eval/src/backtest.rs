@@ -97,6 +97,11 @@ pub struct BacktestConfig {
     /// Target channels to score, by name (empty: every target). The others still reach
     /// the model as part of each window, as every action and covariate does.
     pub targets: Vec<String>,
+    /// Whether loopcast is given the action channels' future (`false`: forecast as in
+    /// production, where an operator's or autoscaler's coming decisions are unknown and,
+    /// since they follow the load being forecast, would leak it). Their history is given
+    /// either way, and covariates keep their known future.
+    pub action_futures: bool,
 }
 
 /// Quantile levels of the weighted quantile loss and CRPS (0.1 … 0.9, as GIFT-Eval).
@@ -232,8 +237,12 @@ impl Backtest {
         let loopcast = if self.config.models.contains(&ModelName::Loopcast) {
             let model = model.ok_or_else(|| EvalError::Config("loopcast needs a model".into()))?;
             let started = Instant::now();
-            let forecast =
-                model.forecast(&model_batch(windows, self.config.season)?, &self.config.forecast_options)?;
+            let batch = if self.config.action_futures {
+                model_batch(windows, self.config.season)?
+            } else {
+                model_batch(&without_action_futures(windows), self.config.season)?
+            };
+            let forecast = model.forecast(&batch, &self.config.forecast_options)?;
             *self.seconds.entry(ModelName::Loopcast).or_default() += started.elapsed().as_secs_f64();
             Some(forecast)
         } else {
@@ -485,6 +494,23 @@ pub fn model_batch(windows: &WindowBatch, season: usize) -> Result<ModelBatch, M
         mask(&windows.future_mask),
     )
     .map(|batch| batch.with_season(season))
+}
+
+/// `windows` with every action channel's future unknown (and zeroed).
+fn without_action_futures(windows: &WindowBatch) -> WindowBatch {
+    let mut hidden = windows.clone();
+    let (c, h) = (windows.channels.len(), windows.horizon);
+    for (i, channel) in windows.channels.iter().enumerate() {
+        if channel.role != Role::Action {
+            continue;
+        }
+        for b in 0..windows.len() {
+            let cells = (b * c + i) * h..(b * c + i + 1) * h;
+            hidden.future[cells.clone()].fill(0.0);
+            hidden.future_mask[cells].fill(0.0);
+        }
+    }
+    hidden
 }
 
 fn rfc3339(micros: i64) -> String {

@@ -256,6 +256,7 @@ fn loops_against_accuracy(model: &LoopedWorldModel, options: BenchOptions) -> Re
             forecast_options: ForecastOptions { exit_threshold: Some(threshold), ..Default::default() },
             chart_samples: 0,
             targets: Vec::new(),
+            action_futures: true,
         };
         let mut backtest = Backtest::new(config)?;
         backtest.push(Some(model), &windows)?;
