@@ -80,17 +80,16 @@ pub struct ModelConfig {
     /// `false` (checkpoints before it existed): effects from the last value.
     #[serde(default, skip_serializing_if = "is_false")]
     pub expected_plan: bool,
-    /// A saturation term beside the ratio effects' log-linear one: per future step, target
-    /// and action channel, a smooth hinge (softplus) of the gap between the action's
-    /// planned log level and the target's anchored log level, shifted by an amount read
-    /// from the target's state and the channel's token, with a gain and a sharpness read
-    /// alike; the effect is the hinge under the plan less the hinge under the expected plan
-    /// (or the last value). A rate limit far above the load then does nothing while one
-    /// near it caps the rate, and capacity matters near its knee and not far from it: the
-    /// log-linear term alone gives every departure the same effect per log unit. Needs
-    /// ratio effects. `false` (checkpoints before it existed): no such term.
+    /// A memory of the plan's departures beside the ratio effects' per-step term: per
+    /// action channel, how far its plan has risen above and fallen below the expected plan
+    /// since the forecast time (the running maxima of its positive and negative log
+    /// departures) and a fading sum of its departures (half-life 4 steps), each times a
+    /// coefficient read from the target's state and the channel's token. A deploy is a
+    /// single step of its plan; without memory its effect (a reset, a restart, an error
+    /// bump that fades) can last no longer than that step. Needs ratio effects. `false`
+    /// (checkpoints before it existed): no such memory.
     #[serde(default, skip_serializing_if = "is_false")]
-    pub saturation_effects: bool,
+    pub departure_memory: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -214,7 +213,7 @@ impl ModelConfig {
             effect_units: EffectUnits::Scaled,
             relative_effects: false,
             expected_plan: false,
-            saturation_effects: false,
+            departure_memory: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,
@@ -324,8 +323,8 @@ impl ModelConfig {
         if self.expected_plan && self.effect_units != EffectUnits::Ratio {
             return fail("`expected_plan = true` needs `effect_units = \"ratio\"`".to_string());
         }
-        if self.saturation_effects && self.effect_units != EffectUnits::Ratio {
-            return fail("`saturation_effects = true` needs `effect_units = \"ratio\"`".to_string());
+        if self.departure_memory && self.effect_units != EffectUnits::Ratio {
+            return fail("`departure_memory = true` needs `effect_units = \"ratio\"`".to_string());
         }
         Ok(())
     }

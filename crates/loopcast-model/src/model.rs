@@ -300,8 +300,8 @@ impl LoopedWorldModel {
     /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the
     /// saved config must be `config` but for the interval scale (fitted after training),
     /// the relative action path (`ModelConfig::relative_effects`), the expected plan's
-    /// head (`ModelConfig::expected_plan`) and the saturation term
-    /// (`ModelConfig::saturation_effects`), which `config` may add and which then keep
+    /// head (`ModelConfig::expected_plan`) and the departure memory
+    /// (`ModelConfig::departure_memory`), which `config` may add and which then keep
     /// their fresh weights. `Ok(None)` when the configs differ in
     /// anything else.
     pub fn load_into(
@@ -312,24 +312,24 @@ impl LoopedWorldModel {
         let saved = Self::load(dir.as_ref(), device)?;
         let adds_path = config.relative_effects && !saved.config.relative_effects;
         let adds_plan = config.expected_plan && !saved.config.expected_plan;
-        let adds_saturation = config.saturation_effects && !saved.config.saturation_effects;
+        let adds_memory = config.departure_memory && !saved.config.departure_memory;
         let comparable = ModelConfig {
             interval_scale: config.interval_scale,
             effect_widening: config.effect_widening,
             relative_effects: config.relative_effects,
             expected_plan: config.expected_plan,
-            saturation_effects: config.saturation_effects,
+            departure_memory: config.departure_memory,
             ..saved.config.clone()
         };
         let drops = (saved.config.relative_effects && !config.relative_effects)
             || (saved.config.expected_plan && !config.expected_plan)
-            || (saved.config.saturation_effects && !config.saturation_effects);
+            || (saved.config.departure_memory && !config.departure_memory);
         if &comparable != config || drops {
             return Ok(None);
         }
         let network = if adds_path { saved.network.with_relative_path(device) } else { saved.network };
         let network = if adds_plan { network.with_plan_head(device) } else { network };
-        let network = if adds_saturation { network.with_saturation_term(device) } else { network };
+        let network = if adds_memory { network.with_departure_memory(device) } else { network };
         Ok(Some(Self::from_network(network, config.clone(), device)))
     }
 

@@ -68,8 +68,8 @@ impl Network {
                 };
                 Some(if self.ratio_effects {
                     let exponent = per_step(inputs.plan_departures());
-                    let exponent = match self.saturation_exponent(inputs, &normed, &tokens, &ids) {
-                        Some(saturation) => exponent + saturation,
+                    let exponent = match self.memory_exponent(inputs, &normed, &tokens, &ids) {
+                        Some(memory) => exponent + memory,
                         None => exponent,
                     }
                     .clamp(-3.0, 3.0);
@@ -191,6 +191,26 @@ impl Network {
     }
 }
 
+/// What the ratio effects' terms read for a one-loop rollout of `inputs` decoded at its
+/// first two patches: the targets' normalised states `[B, 2, T, d]`, the direct path's
+/// action tokens `[B, 2, d, A]` and the patches' indices (for the terms' tests).
+#[cfg(test)]
+pub(super) fn effect_reads(network: &Network, inputs: &Inputs) -> (Tensor<4>, Tensor<4>, Tensor<1, Int>) {
+    let encoded = network.encode(inputs);
+    let control = super::LoopControl { min_loops: 1, max_loops: 1, exit_threshold: 2.0 };
+    let rollout = network.rollout(inputs, encoded.state, network.memory_keys(encoded.memory), control);
+    let (normed, ids) = network.decoding_states(rollout.states, &[0, 1], inputs.targets);
+    let norm = network.effect_norm.clone().expect("action effects");
+    let tokens = network
+        .effect_action
+        .clone()
+        .expect("action effects")
+        .forward(norm.forward(rollout.actions.select(2, ids.clone())))
+        .swap_dims(1, 2)
+        .swap_dims(2, 3);
+    (normed, tokens, ids)
+}
+
 /// `x`, `[B, C, K·P]`, cut into patches of `p` steps, the patches `ids` kept: `[B, C, S, P]`.
 pub(super) fn select_patches(x: Tensor<3>, ids: &Tensor<1, Int>, p: usize) -> Tensor<4> {
     let [rows, channels, len] = x.dims();
@@ -235,7 +255,7 @@ impl Inputs {
     /// [`Inputs::action_log_ratios`] less the expected plan where the plan is known: how
     /// far the plan departs from the operator's expected conduct (from the last value
     /// without an expected plan).
-    fn plan_departures(&self) -> Tensor<3> {
+    pub(super) fn plan_departures(&self) -> Tensor<3> {
         let ratios = self.action_log_ratios();
         match &self.expected_plan {
             Some(expected) => {

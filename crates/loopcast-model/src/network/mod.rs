@@ -1,7 +1,7 @@
 //! The looped world model as a burn module, by concern: host-side inputs and scaling
 //! ([`inputs`]), the history and action encoders ([`encode`]), the looped core and its
 //! rollouts ([`rollout`]), the quantile decoder with its direct action path ([`decode`]),
-//! the saturation term of ratio effects ([`saturation`]) and the relative action path
+//! the departure memory of ratio effects ([`memory`]) and the relative action path
 //! ([`relative`]).
 
 use burn::module::{Module, Param};
@@ -16,9 +16,9 @@ use crate::{EffectUnits, ModelConfig};
 mod decode;
 mod encode;
 mod inputs;
+mod memory;
 mod relative;
 mod rollout;
-mod saturation;
 
 pub use inputs::Inputs;
 pub use relative::{
@@ -143,12 +143,10 @@ pub struct Network {
     plan_reader: Option<ResidualMlp>,
     plan_norm: Option<LayerNorm>,
     plan_head: Option<Linear>,
-    /// The saturation term of ratio effects (`ModelConfig::saturation_effects`): the
-    /// target-state sides of its gain (starting almost closed), its shift and its
-    /// sharpness, each a bilinear form with the direct path's action tokens.
-    saturation_gain: Option<Linear>,
-    saturation_shift: Option<Linear>,
-    saturation_sharpness: Option<Linear>,
+    /// The departure memory (`ModelConfig::departure_memory`): the target-state sides of
+    /// the coefficients of its features ([`memory::MEMORY_FEATURES`]), each a bilinear
+    /// form with the direct path's action tokens.
+    memory_sides: Vec<Linear>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -227,16 +225,14 @@ impl Network {
             plan_reader: None,
             plan_norm: None,
             plan_head: None,
-            saturation_gain: None,
-            saturation_shift: None,
-            saturation_sharpness: None,
+            memory_sides: Vec::new(),
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
             relative_norm: None,
         };
         let network = if config.expected_plan { network.with_plan_head(device) } else { network };
-        let network = if config.saturation_effects { network.with_saturation_term(device) } else { network };
+        let network = if config.departure_memory { network.with_departure_memory(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
     }
 
