@@ -4,13 +4,15 @@ use loopcast_eval::counterfactual::{TwinSpec, twin_episodes};
 use loopcast_eval::monotone::{SWEEP_FACTORS, replica_sweep};
 use loopcast_model::{Device, ForecastOptions, LoopedWorldModel};
 
-/// More replicas, at the same demand, never raise the shipped model's median CPU or
-/// latency at any step of any held-out episode by more than 1 % (the operator's plan
-/// scaled from half to twice its replicas). Strictly, they do at about 5 % of the steps,
-/// by at most 0.6 %: the plan also reaches the forecast through the looped core, where
-/// nothing makes its effect monotone.
+/// A guard on the shipped model's capacity physics: on the first 8 held-out episodes,
+/// the operator's plan scaled from half to twice its replicas at the same demand, more
+/// replicas never raise the median CPU or latency at any step by more than 1 %. This is
+/// weaker than issue #28 asks. Strictly they do rise here at about 5 % of the steps, by at
+/// most 0.6 %. Over 256 episodes (`loopcast eval --twins 256`), CPU rises at 1.9 % of the
+/// steps, some by over 100 %, and latency at 7 %. The plan also reaches the forecast
+/// through the looped core, and nothing makes that path monotone.
 #[test]
-fn more_replicas_never_raise_the_predicted_utilisation_or_latency_by_over_one_percent() {
+fn on_eight_held_out_episodes_more_replicas_raise_no_median_by_over_one_percent() {
     let model = LoopedWorldModel::shipped(&Device::flex()).unwrap();
     let episodes =
         twin_episodes(TwinSpec { episodes: 8, context: 512, horizon: 64, ..TwinSpec::default() }).unwrap();
