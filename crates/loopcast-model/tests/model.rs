@@ -356,6 +356,44 @@ fn the_expected_plan_extends_a_saved_model() {
     );
 }
 
+/// A saved model in ratio units takes the departure memory for fine-tuning: it adds
+/// weights, leaves every step before the plan departs (the first half of the horizon)
+/// exactly as it was, and a model with it does not load without it.
+#[test]
+fn the_departure_memory_extends_a_saved_model() {
+    let device = Device::flex();
+    let (horizon, input) = (24, batch(2, 48, 24, 50.0, 41));
+    let dir = tempfile::tempdir().unwrap();
+    let ratio = ModelConfig { effect_units: EffectUnits::Ratio, ..config() };
+    let saved = LoopedWorldModel::new(ratio.clone(), &device).unwrap();
+    saved.save(dir.path()).unwrap();
+    let remembering = ModelConfig { departure_memory: true, ..ratio.clone() };
+    let extended = LoopedWorldModel::load_into(dir.path(), &remembering, &device).unwrap().unwrap();
+    assert_eq!(extended.config(), &remembering);
+    assert!(extended.parameter_count() > saved.parameter_count());
+    let (before, after) = (
+        saved.forecast(&input, &ForecastOptions::default()).unwrap(),
+        extended.forecast(&input, &ForecastOptions::default()).unwrap(),
+    );
+    let q = before.levels.len();
+    for (i, (a, b)) in before.values.iter().zip(&after.values).enumerate() {
+        let step = (i / q) % horizon;
+        if step < horizon / 2 {
+            assert_eq!(a, b, "value {i} (step {step}) moved before the plan departs");
+        }
+    }
+    assert_ne!(before.values, after.values, "the memory reads the departure");
+    extended.save(dir.path()).unwrap();
+    assert!(
+        LoopedWorldModel::load_into(dir.path(), &ratio, &device).unwrap().is_none(),
+        "a memory is dropped"
+    );
+    assert!(
+        ModelConfig { departure_memory: true, ..config() }.validate().is_err(),
+        "the memory needs ratio effects"
+    );
+}
+
 /// The relative path reads the action channels only: a covariate's plan is the same in
 /// every what-if, so twins say nothing of its effect, and a batch with covariates alone
 /// has no relative design.
