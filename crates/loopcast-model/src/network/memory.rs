@@ -99,8 +99,9 @@ mod tests {
         ModelBatch::new(roles, 1, l, h, context, vec![true; 3 * l], future, known).unwrap().with_season(2)
     }
 
-    /// Opened, the memory moves the forecast after a plan's departure and not before it,
-    /// and leaves a plan that holds the last value exactly where it was.
+    /// Opened, the memory moves every step from a plan's departure on, the steps whose
+    /// plan is unknown included, and leaves a plan that holds the last value exactly
+    /// where it was.
     #[test]
     fn the_memory_moves_the_steps_after_a_departure() {
         let device = Device::flex();
