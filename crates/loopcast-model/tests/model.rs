@@ -327,50 +327,45 @@ fn the_relative_path_extends_a_saved_model() {
     );
 }
 
-/// A saved model in ratio units takes the expected plan's head for fine-tuning: the head
-/// adds weights, the forecasts barely move (the effect path starts almost closed), and a
-/// model with the head does not load without it.
-#[test]
-fn the_expected_plan_extends_a_saved_model() {
+/// A model in ratio units saved and loaded into `add(ratio)`, for fine-tuning with one
+/// part added: the part adds weights, the extended model does not load without it, and
+/// the part needs ratio effects. Returns the saved and the extended model.
+fn extended_ratio_model(add: impl Fn(ModelConfig) -> ModelConfig) -> (LoopedWorldModel, LoopedWorldModel) {
     let device = Device::flex();
-    let input = batch(2, 48, 24, 50.0, 37);
     let dir = tempfile::tempdir().unwrap();
     let ratio = ModelConfig { effect_units: EffectUnits::Ratio, ..config() };
     let saved = LoopedWorldModel::new(ratio.clone(), &device).unwrap();
     saved.save(dir.path()).unwrap();
-    let planned = ModelConfig { expected_plan: true, ..ratio.clone() };
-    let extended = LoopedWorldModel::load_into(dir.path(), &planned, &device).unwrap().unwrap();
-    assert_eq!(extended.config(), &planned);
+    let wanted = add(ratio.clone());
+    let extended = LoopedWorldModel::load_into(dir.path(), &wanted, &device).unwrap().unwrap();
+    assert_eq!(extended.config(), &wanted);
     assert!(extended.parameter_count() > saved.parameter_count());
+    extended.save(dir.path()).unwrap();
+    assert!(LoopedWorldModel::load_into(dir.path(), &ratio, &device).unwrap().is_none(), "a part is dropped");
+    assert!(add(config()).validate().is_err(), "the part needs ratio effects");
+    (saved, extended)
+}
+
+/// A saved model in ratio units takes the expected plan's head for fine-tuning, and the
+/// forecasts barely move (the effect path starts almost closed).
+#[test]
+fn the_expected_plan_extends_a_saved_model() {
+    let input = batch(2, 48, 24, 50.0, 37);
+    let (saved, extended) = extended_ratio_model(|c| ModelConfig { expected_plan: true, ..c });
     let (before, after) = (
         saved.forecast(&input, &ForecastOptions::default()).unwrap(),
         extended.forecast(&input, &ForecastOptions::default()).unwrap(),
     );
     let gap = before.values.iter().zip(&after.values).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(gap < 0.004 * 50.0, "the fresh head moved a forecast at level 50 by {gap}");
-    extended.save(dir.path()).unwrap();
-    assert!(LoopedWorldModel::load_into(dir.path(), &ratio, &device).unwrap().is_none(), "a head is dropped");
-    assert!(
-        ModelConfig { expected_plan: true, ..config() }.validate().is_err(),
-        "the expected plan needs ratio effects"
-    );
 }
 
-/// A saved model in ratio units takes the departure memory for fine-tuning: it adds
-/// weights, leaves every step before the plan departs (the first half of the horizon)
-/// exactly as it was, and a model with it does not load without it.
+/// A saved model in ratio units takes the departure memory for fine-tuning, and every
+/// step before the plan departs (the first half of the horizon) stays exactly as it was.
 #[test]
 fn the_departure_memory_extends_a_saved_model() {
-    let device = Device::flex();
     let (horizon, input) = (24, batch(2, 48, 24, 50.0, 41));
-    let dir = tempfile::tempdir().unwrap();
-    let ratio = ModelConfig { effect_units: EffectUnits::Ratio, ..config() };
-    let saved = LoopedWorldModel::new(ratio.clone(), &device).unwrap();
-    saved.save(dir.path()).unwrap();
-    let remembering = ModelConfig { departure_memory: true, ..ratio.clone() };
-    let extended = LoopedWorldModel::load_into(dir.path(), &remembering, &device).unwrap().unwrap();
-    assert_eq!(extended.config(), &remembering);
-    assert!(extended.parameter_count() > saved.parameter_count());
+    let (saved, extended) = extended_ratio_model(|c| ModelConfig { departure_memory: true, ..c });
     let (before, after) = (
         saved.forecast(&input, &ForecastOptions::default()).unwrap(),
         extended.forecast(&input, &ForecastOptions::default()).unwrap(),
@@ -383,15 +378,6 @@ fn the_departure_memory_extends_a_saved_model() {
         }
     }
     assert_ne!(before.values, after.values, "the memory reads the departure");
-    extended.save(dir.path()).unwrap();
-    assert!(
-        LoopedWorldModel::load_into(dir.path(), &ratio, &device).unwrap().is_none(),
-        "a memory is dropped"
-    );
-    assert!(
-        ModelConfig { departure_memory: true, ..config() }.validate().is_err(),
-        "the memory needs ratio effects"
-    );
 }
 
 /// The relative path reads the action channels only: a covariate's plan is the same in

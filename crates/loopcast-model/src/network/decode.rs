@@ -191,6 +191,27 @@ impl Network {
     }
 }
 
+/// `layer` with its weights `factor` times larger: a path that starts almost closed,
+/// opened so a test sees what it does.
+#[cfg(test)]
+pub(super) fn opened(layer: burn::nn::Linear, factor: f32) -> burn::nn::Linear {
+    let weight = burn::module::Param::from_tensor(layer.weight.val().mul_scalar(factor));
+    burn::nn::Linear { weight, ..layer }
+}
+
+/// A small config in ratio units with 4-step patches, 8 context and 2 horizon patches
+/// (for the decoder's tests).
+#[cfg(test)]
+pub(super) fn small_ratio_config() -> crate::ModelConfig {
+    crate::ModelConfig {
+        patch_len: 4,
+        max_context_patches: 8,
+        max_horizon_patches: 2,
+        effect_units: crate::EffectUnits::Ratio,
+        ..crate::ModelConfig::small()
+    }
+}
+
 /// What the ratio effects' terms read for a one-loop rollout of `inputs` decoded at its
 /// first two patches: the targets' normalised states `[B, 2, T, d]`, the direct path's
 /// action tokens `[B, 2, d, A]` and the patches' indices (for the terms' tests).
@@ -300,7 +321,7 @@ mod tests {
 
     use super::super::LoopControl;
     use super::*;
-    use crate::{EffectUnits, ModelBatch, ModelConfig};
+    use crate::{ModelBatch, ModelConfig};
 
     fn values(x: Tensor<3>) -> Vec<f32> {
         x.into_data().try_to_vec::<f32>().unwrap()
@@ -350,7 +371,7 @@ mod tests {
         let blend = network.blend.clone().unwrap();
         let closed = Linear { weight: Param::from_tensor(blend.weight.val().zeros_like()), ..blend.clone() };
         assert_eq!(decoded(&Network { blend: Some(closed), ..network.clone() }), without);
-        let open = Linear { weight: Param::from_tensor(blend.weight.val().mul_scalar(100.0)), ..blend };
+        let open = opened(blend, 100.0);
         let with = decoded(&Network { blend: Some(open), ..network });
         let median = config.median_level();
         let spread = |q: &[f32], level: usize, step: usize| q[level * 8 + step] - q[median * 8 + step];
@@ -365,12 +386,6 @@ mod tests {
         assert!(moved > 1e-2, "the open blend moves the median (by {moved})");
     }
 
-    /// `layer` with its weights `factor` times larger: a path that starts almost closed,
-    /// opened so a test sees what it does.
-    fn opened(layer: Linear, factor: f32) -> Linear {
-        Linear { weight: Param::from_tensor(layer.weight.val().mul_scalar(factor)), ..layer }
-    }
-
     /// With the expected plan's head, ratio effects are measured from the operator's plan
     /// as the history foretells it: that forecast reads the history alone (two plans give
     /// the same one), a plan equal to it has no effect at all, and one departing from it
@@ -378,14 +393,7 @@ mod tests {
     #[test]
     fn ratio_effects_are_measured_from_the_expected_plan() {
         let device = Device::flex();
-        let config = ModelConfig {
-            patch_len: 4,
-            max_context_patches: 8,
-            max_horizon_patches: 2,
-            effect_units: EffectUnits::Ratio,
-            expected_plan: true,
-            ..ModelConfig::small()
-        };
+        let config = ModelConfig { expected_plan: true, ..small_ratio_config() };
         let (l, h) = (24, 8);
         let batch = |plan: f32| {
             let mut context: Vec<f32> = (0..l).map(|i| 50.0 + 5.0 * ((i % 6) as f32)).collect();
@@ -430,13 +438,7 @@ mod tests {
     #[test]
     fn ratio_effects_multiply_every_positive_quantile_alike() {
         let device = Device::flex();
-        let config = ModelConfig {
-            patch_len: 4,
-            max_context_patches: 8,
-            max_horizon_patches: 2,
-            effect_units: EffectUnits::Ratio,
-            ..ModelConfig::small()
-        };
+        let config = small_ratio_config();
         let (l, h) = (24, 8);
         let mut context: Vec<f32> = (0..l).map(|i| 50.0 + 5.0 * ((i % 6) as f32) + 0.2 * i as f32).collect();
         context.extend(vec![4.0; l]);

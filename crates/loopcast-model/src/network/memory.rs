@@ -75,14 +75,11 @@ fn departure_features(departures: Tensor<3>) -> [Tensor<3>; MEMORY_FEATURES] {
 
 #[cfg(test)]
 mod tests {
-    use burn::module::Param;
-    use burn::nn::Linear;
-
     use loopcast_core::Role;
 
-    use super::super::decode::effect_reads;
+    use super::super::decode::{effect_reads, opened, small_ratio_config};
     use super::*;
-    use crate::{EffectUnits, ModelBatch, ModelConfig};
+    use crate::{ModelBatch, ModelConfig};
 
     /// A target at about 100, an action held at 4 whose plan is `plan` over the first four
     /// steps and unknown after, and a covariate at 3.
@@ -105,23 +102,9 @@ mod tests {
     #[test]
     fn the_memory_moves_the_steps_after_a_departure() {
         let device = Device::flex();
-        let config = ModelConfig {
-            patch_len: 4,
-            max_context_patches: 8,
-            max_horizon_patches: 2,
-            effect_units: EffectUnits::Ratio,
-            departure_memory: true,
-            ..ModelConfig::small()
-        };
+        let config = ModelConfig { departure_memory: true, ..small_ratio_config() };
         let mut network = Network::new(&config, &device);
-        network.memory_sides = network
-            .memory_sides
-            .iter()
-            .map(|side| Linear {
-                weight: Param::from_tensor(side.weight.val().mul_scalar(100.0)),
-                ..side.clone()
-            })
-            .collect();
+        network.memory_sides = network.memory_sides.iter().map(|side| opened(side.clone(), 100.0)).collect();
         let term = |plan: f32| {
             let inputs = Inputs::new(&batch(plan), &config, &device);
             let (normed, tokens, ids) = effect_reads(&network, &inputs);
