@@ -214,9 +214,13 @@ impl JobManager {
             ));
         }
         self.flag(id).store(true, Ordering::SeqCst);
+        let parts = self.job_dir(id).join("parts");
         let job = self
             .update(id, |job| {
                 if job.state == JobState::Queued {
+                    // The parts go before the state turns final, so a client that sees
+                    // `cancelled` never sees them.
+                    let _ = std::fs::remove_dir_all(&parts);
                     job.state = JobState::Cancelled;
                     true
                 } else {
@@ -224,9 +228,6 @@ impl JobManager {
                 }
             })
             .expect("the job exists");
-        if job.state == JobState::Cancelled {
-            let _ = std::fs::remove_dir_all(self.job_dir(id).join("parts"));
-        }
         Ok(job)
     }
 
@@ -362,6 +363,11 @@ impl JobManager {
         let result =
             score(state, &spec, &dir.join("parts"), &output, self.inner.chunk_series, &cancel, &mut progress)
                 .await;
+        if matches!(result, Err(ScoreError::Cancelled { .. })) {
+            // Removed before the state turns final, so a client that sees `cancelled`
+            // never sees them.
+            let _ = std::fs::remove_dir_all(dir.join("parts"));
+        }
         self.update(id, |job| {
             match result {
                 Ok(done) => {
@@ -380,9 +386,6 @@ impl JobManager {
         self.inner.cancels.lock().expect("cancel flags").remove(id);
         if let Ok(job) = self.get(id) {
             metrics::job_ended(job.state.as_str());
-            if job.state == JobState::Cancelled {
-                let _ = std::fs::remove_dir_all(dir.join("parts"));
-            }
         }
     }
 }
