@@ -1,11 +1,11 @@
 //! The network knows no channel order: the forecasts of a request whose channels are
 //! listed in another order (targets among themselves, actions and covariates among
 //! themselves) are the same forecasts, channel by channel — for the shipped model and for
-//! fresh weights with every action path on.
+//! fresh weights with every action path on, additive and in ratio units.
 
 use burn::tensor::Device;
 use loopcast_core::Role;
-use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel, ModelBatch, ModelConfig};
+use loopcast_model::{EffectUnits, Forecast, ForecastOptions, LoopedWorldModel, ModelBatch, ModelConfig};
 
 const CONTEXT: usize = 512;
 const HORIZON: usize = 64;
@@ -109,4 +109,13 @@ fn fresh_weights_with_every_action_path_know_no_channel_order() {
     let device = Device::flex();
     let config = ModelConfig { d_model: 32, relative_effects: true, ..ModelConfig::small() };
     assert_order_free(&LoopedWorldModel::new(config, &device).unwrap(), "fresh");
+    let ratio = ModelConfig {
+        d_model: 32,
+        effect_units: EffectUnits::Ratio,
+        expected_plan: true,
+        departure_memory: true,
+        level_coupling: true,
+        ..ModelConfig::small()
+    };
+    assert_order_free(&LoopedWorldModel::new(ratio, &device).unwrap(), "fresh, in ratio units");
 }
