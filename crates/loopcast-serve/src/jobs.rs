@@ -171,8 +171,8 @@ impl JobManager {
         Ok(job)
     }
 
-    /// `input` resolved inside the data directory; refused when it would leave it or is
-    /// not a telemetry file.
+    /// `input` resolved inside the data directory; refused when it would leave it (by
+    /// `..`, an absolute path or a symbolic link) or is not a telemetry file.
     fn input_path(&self, input: &str) -> Result<PathBuf, Problem> {
         let relative = std::path::Path::new(input);
         if input.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -188,7 +188,32 @@ impl JobManager {
                 format!("`{input}` is not a telemetry file (.parquet, .csv, .arrow, .arrows or .ipc)"),
             ));
         }
-        Ok(self.inner.data_dir.join(relative))
+        self.sealed(input, self.inner.data_dir.join(relative))
+    }
+
+    /// `path` (named `input` in errors) with every part that exists resolved, symbolic
+    /// links followed: refused when it lands outside the data directory. What does not
+    /// exist yet (an upload's target) keeps its name under its resolved folder.
+    fn sealed(&self, input: &str, path: PathBuf) -> Result<PathBuf, Problem> {
+        let Ok(root) = self.inner.data_dir.canonicalize() else {
+            // No data directory yet: nothing under it exists, so nothing can lead out.
+            return Ok(path);
+        };
+        let existing = path.ancestors().find(|a| a.symlink_metadata().is_ok()).unwrap_or(&path);
+        let resolved = existing
+            .canonicalize()
+            .map_err(|e| Problem::invalid("input", format!("`{input}` cannot be resolved: {e}")))?;
+        if !resolved.starts_with(&root) {
+            return Err(Problem::invalid(
+                "input",
+                format!(
+                    "`{input}` resolves outside the data directory (through a symbolic link); only \
+                     files inside it are read"
+                ),
+            ));
+        }
+        let rest = path.strip_prefix(existing).expect("an ancestor is a prefix");
+        Ok(if rest.as_os_str().is_empty() { resolved } else { resolved.join(rest) })
     }
 
     /// Job `id`.
@@ -267,7 +292,10 @@ impl JobManager {
             dir.join(format!(".{name}.{}.tmp", self.inner.sequence.fetch_add(1, Ordering::Relaxed)));
         let internal = |e: std::io::Error| Problem::internal(format!("cannot store the upload: {e}"));
         std::fs::create_dir_all(&dir).map_err(internal)?;
-        let mut file = Some(std::fs::File::create(&temporary).map_err(internal)?);
+        // A new file only: a link planted under the temporary name is not followed.
+        let mut file = Some(
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary).map_err(internal)?,
+        );
         let result = async {
             let mut stream = body.into_data_stream();
             let (mut buffer, mut bytes) = (Vec::with_capacity(UPLOAD_BUFFER), 0u64);
@@ -337,8 +365,23 @@ impl JobManager {
         }
         let dir = self.job_dir(id);
         let request = &job.request;
+        // Checked again as it is read: a link may have replaced the file since it was
+        // submitted, or since a server that stopped mid-job took it.
+        let input = match self.input_path(&request.input) {
+            Ok(input) => input,
+            Err(problem) => {
+                self.update(id, |job| {
+                    job.state = JobState::Failed;
+                    job.error = Some(problem.detail);
+                    true
+                });
+                self.inner.cancels.lock().expect("cancel flags").remove(id);
+                metrics::job_ended(JobState::Failed.as_str());
+                return;
+            }
+        };
         let spec = ScoreSpec {
-            input: self.inner.data_dir.join(&request.input),
+            input,
             layout: request.layout.into(),
             mapping: request.mapping.clone(),
             horizon: request.horizon,

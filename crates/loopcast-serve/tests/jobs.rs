@@ -184,3 +184,50 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
     assert_eq!(server.get("/health").await.0, 200);
     server.stop().await;
 }
+
+/// The data directory is sealed: a job input or an upload that a symbolic link leads out of
+/// it (a linked file, a linked folder, a linked `uploads/`) is refused with the field named,
+/// a link that stays inside is followed, and a file swapped for an outward link after its
+/// job was queued fails the job when it starts rather than being read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbolic_links_do_not_lead_out_of_the_data_directory() {
+    use std::os::unix::fs::symlink;
+    let (data, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_fleet(&outside.path().join("secret.parquet"), 2, 300);
+    write_fleet(&data.path().join("fleet.parquet"), 40, 300);
+    write_fleet(&data.path().join("queued.parquet"), 2, 300);
+    symlink(outside.path().join("secret.parquet"), data.path().join("linked.parquet")).unwrap();
+    symlink(outside.path(), data.path().join("elsewhere")).unwrap();
+    symlink(data.path().join("queued.parquet"), data.path().join("inner.parquet")).unwrap();
+    let server = Server::start(config(data.path(), 1)).await;
+
+    for input in ["linked.parquet", "elsewhere/secret.parquet"] {
+        let (status, _, problem) = server.post("/v1/jobs", &json!({"input": input, "horizon": 8})).await;
+        assert_eq!((status, problem["field"].as_str()), (422, Some("input")), "{input}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("outside the data directory"), "{problem}");
+    }
+    let (status, _, job) = server.post("/v1/jobs", &json!({"input": "inner.parquet", "horizon": 8})).await;
+    assert!(status < 300, "a link inside the directory is followed: {job}");
+    assert_eq!(wait(&server, job["id"].as_str().unwrap()).await["state"], "succeeded");
+
+    // A long job holds the runner while the next one's file is swapped for an outward link.
+    let (_, _, long) = server.post("/v1/jobs", &json!({"input": "fleet.parquet", "horizon": 64})).await;
+    let (_, _, swapped) = server.post("/v1/jobs", &json!({"input": "queued.parquet", "horizon": 8})).await;
+    assert_eq!(swapped["state"], "queued", "{swapped}");
+    std::fs::remove_file(data.path().join("queued.parquet")).unwrap();
+    symlink(outside.path().join("secret.parquet"), data.path().join("queued.parquet")).unwrap();
+    let long = long["id"].as_str().unwrap();
+    let response = server.client.delete(server.url(&format!("/v1/jobs/{long}"))).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let swapped = wait(&server, swapped["id"].as_str().unwrap()).await;
+    assert_eq!(swapped["state"], "failed", "{swapped}");
+    assert!(swapped["error"].as_str().unwrap().contains("outside the data directory"), "{swapped}");
+
+    // An `uploads/` folder that leads out of the directory takes no upload.
+    symlink(outside.path(), data.path().join("uploads")).unwrap();
+    let put = server.client.put(server.url("/v1/files/new.parquet")).body(vec![1u8; 64]);
+    let (status, _, problem) = common::split(put.send().await.unwrap()).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
+    assert!(!outside.path().join("new.parquet").exists(), "nothing written outside");
+    server.stop().await;
+}
