@@ -12,7 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_model::DeviceKind;
 use loopcast_serve::api::{ComputeOptions, MissingActionsInput};
-use loopcast_serve::{AppState, Problem, ScoreError, ScoreProgress, ScoreSpec, ServeConfig, Shard};
+use loopcast_serve::{Problem, ScoreError, ScoreProgress, ScoreSpec, ServeConfig, Shard, Worker};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -63,9 +63,9 @@ impl RequestError {
     }
 }
 
-/// A service state for local runs: the model worker, with limits sized for files rather
-/// than for a shared server.
-fn local_state(args: &ModelArgs) -> Result<AppState> {
+/// The model worker for local runs, with limits sized for files rather than for a shared
+/// server.
+fn local_worker(args: &ModelArgs) -> Result<Worker> {
     let mut config = ServeConfig { device: args.device.clone(), ..ServeConfig::default() };
     let limits = &mut config.limits;
     limits.max_series = 1 << 20;
@@ -76,7 +76,7 @@ fn local_state(args: &ModelArgs) -> Result<AppState> {
     config.validate()?;
     let device = config.device.parse::<DeviceKind>()?.device()?;
     let (model, name, _) = models::load(args.model.as_deref(), &device)?;
-    Ok(AppState::new(&config, model, name))
+    Ok(Worker::new(&config, model, name))
 }
 
 /// The three request commands.
@@ -91,16 +91,16 @@ pub(crate) enum RequestKind {
 pub(crate) async fn run_request(kind: RequestKind, args: RequestArgs) -> Result<()> {
     let text =
         std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?;
-    let state = local_state(&args.model)?;
+    let worker = local_worker(&args.model)?;
     let spinner = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
     spinner.set_message(format!("{kind:?} {}", args.request.display()).to_lowercase());
     spinner.enable_steady_tick(Duration::from_millis(120));
     let file = &args.request;
     let answer = match kind {
-        RequestKind::Forecast => answer(file, &text, |r| state.forecast(r)).await,
-        RequestKind::WhatIf => answer(file, &text, |r| state.whatif(r)).await,
-        RequestKind::Plan => answer(file, &text, |r| state.plan(r)).await,
+        RequestKind::Forecast => answer(file, &text, |r| worker.forecast(r)).await,
+        RequestKind::WhatIf => answer(file, &text, |r| worker.whatif(r)).await,
+        RequestKind::Plan => answer(file, &text, |r| worker.plan(r)).await,
     };
     spinner.finish_and_clear();
     let mut json = answer?;
@@ -207,7 +207,7 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
         let name = args.output.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         args.output.with_file_name(format!("{name}.parts"))
     });
-    let state = local_state(&args.model)?;
+    let worker = local_worker(&args.model)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:30} {percent:>3}% of rows read ({elapsed}, eta {eta}) {msg}")
             .expect("valid template"),
@@ -222,7 +222,7 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
     };
     let interrupted = interrupt_flag();
     let result = loopcast_serve::score(
-        &state,
+        &worker,
         &spec,
         &work_dir,
         &args.output,

@@ -535,7 +535,7 @@ pub struct Job {
     /// When its state or progress last changed.
     pub updated: DateTime<Utc>,
     /// How far it has come (rows written are on disk: a restart keeps them).
-    pub progress: crate::score::ScoreProgress,
+    pub progress: ScoreProgress,
     /// Times it has started running (more than one after a restart resumed it).
     pub starts: u32,
     /// Why it failed.
@@ -613,4 +613,26 @@ pub struct ExampleDataset {
     pub series: Vec<SeriesInput>,
     /// A capacity question to ask of it.
     pub plan: ExamplePlan,
+}
+
+/// Scenario label of plain forecasts in the output.
+pub const FORECAST_SCENARIO: &str = "forecast";
+
+/// How far a run has come.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScoreProgress {
+    /// Input rows read.
+    pub rows_read: u64,
+    /// Input rows in all (after the filter).
+    pub total_rows: u64,
+    /// Series read (in this shard).
+    pub series: u64,
+    /// Series forecast (a series with no observed target value has nothing to forecast).
+    pub windows: u64,
+    /// Chunks whose rows are on disk.
+    pub chunks_done: u64,
+    /// Of those, chunks found on disk from an earlier, stopped run.
+    pub chunks_resumed: u64,
+    /// Output rows on disk.
+    pub rows_written: u64,
 }

@@ -26,11 +26,10 @@ use loopcast_data::{
 use serde::Deserialize;
 
 use crate::api::{
-    ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, ForecastRequest, ForecastResponse,
-    MissingActionsInput, PlanInput, SeriesInput, WhatIfRequest, WhatIfResponse,
+    ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, FORECAST_SCENARIO, ForecastRequest,
+    ForecastResponse, MissingActionsInput, PlanInput, SeriesInput, WhatIfRequest, WhatIfResponse,
 };
 use crate::problem::Problem;
-use crate::score::FORECAST_SCENARIO;
 
 /// The media type of Arrow IPC streams.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";

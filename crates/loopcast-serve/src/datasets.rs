@@ -407,9 +407,11 @@ pub(crate) async fn get_example(UrlPath(name): UrlPath<String>) -> Result<Json<E
                 ReadOptions { layout: Layout::Wide, mapping: Some(mapping), ..ReadOptions::default() };
             read_file(&path, options).await.map_err(|e| Problem::internal(e.to_string()))?.series
         }
-        Source::Request(text) => crate::app::parse::<crate::api::ForecastRequest>(text.as_bytes())?.series,
+        Source::Request(text) => {
+            crate::extract::parse::<crate::api::ForecastRequest>(text.as_bytes())?.series
+        }
     };
-    let plan: PlanRequest = crate::app::parse(PLAN_REQUEST.as_bytes())?;
+    let plan: PlanRequest = crate::extract::parse(PLAN_REQUEST.as_bytes())?;
     Ok(Json(ExampleDataset {
         summary: summary(example),
         horizon: example.horizon,

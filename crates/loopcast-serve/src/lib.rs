@@ -2,31 +2,45 @@
 //! plans over JSON, resumable batch-scoring jobs over Parquet, with a dynamic batcher between the handlers and the
 //! model, limits and `application/problem+json` errors that name the field, optional
 //! bearer-token auth, Prometheus metrics and an OpenAPI document generated from the code.
+//!
+//! Modules depend one way. At the bottom, what imports nothing of the crate: the API's
+//! types ([`api`]), problems, the configuration and [`metrics`]. Above them the batcher,
+//! request preparation, the model worker and the services that run on it (forecasts and
+//! what-ifs, plans, batch scoring), then the job manager, the extractors, the handlers'
+//! state, and at the top the routes.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 pub mod api;
-mod app;
 mod arrow_io;
 mod batcher;
 mod config;
 mod console;
 mod datasets;
+mod extract;
+mod forecasting;
 mod jobs;
 pub mod metrics;
 mod planning;
 mod prepare;
 mod problem;
+mod routes;
 mod score;
+mod state;
+mod worker;
 
 use std::future::Future;
 
-pub use app::{ApiBody, ApiJson, AppState, openapi_json, parse, router};
+pub use api::{FORECAST_SCENARIO, ScoreProgress};
 pub use arrow_io::ARROW_STREAM;
 pub use batcher::{BatchError, Batcher, Plan, Ticket, WorkItem};
 pub use config::{Batching, Jobs, Limits, ServeConfig};
+pub use extract::{ApiBody, ApiJson, BodyLimit, parse};
 pub use loopcast_eval::model_batch;
 pub use problem::{PROBLEM_JSON, Problem};
-pub use score::{FORECAST_SCENARIO, ScoreError, ScoreProgress, ScoreSpec, Shard, score};
+pub use routes::{openapi_json, router};
+pub use score::{ScoreError, ScoreSpec, Shard, score};
+pub use state::AppState;
+pub use worker::Worker;
 
 use loopcast_model::LoopedWorldModel;
 

@@ -13,17 +13,17 @@ use crate::api::{
     ActionSpace, PlanCandidate, PlanConstraint, PlanRefusal, PlanRequest, PlanResponse, PlannedOutcome,
     SearchSummary,
 };
-use crate::app::AppState;
 use crate::batcher::Plan;
 use crate::prepare::{PreparedSeries, channel_forecasts, loops_per_step, own_future, prepare};
 use crate::problem::Problem;
+use crate::worker::Worker;
 
 /// Most searched channels: the grid grows as its power.
 const MAX_DIMENSIONS: usize = 4;
 /// Most levels one searched channel may have.
 const MAX_LEVELS: f64 = 100_000.0;
 
-impl AppState {
+impl Worker {
     /// Searches for the cheapest action schedule that keeps the bound, as
     /// `POST /v1/plan` does.
     pub async fn plan(&self, request: PlanRequest) -> Result<PlanResponse, Problem> {

@@ -21,14 +21,11 @@ use loopcast_eval::model_batch;
 use loopcast_model::ModelBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ComputeOptions, MissingActionsInput};
-use crate::app::AppState;
+use crate::api::{ComputeOptions, FORECAST_SCENARIO, MissingActionsInput, ScoreProgress};
 use crate::batcher::{BatchError, WorkItem};
 use crate::prepare::{channel_forecasts, levels, loops_per_step, options, step};
 use crate::problem::Problem;
-
-/// Scenario label of plain forecasts in the output.
-pub const FORECAST_SCENARIO: &str = "forecast";
+use crate::worker::Worker;
 
 /// What to score and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,25 +69,6 @@ impl FromStr for Shard {
             _ => Err(format!("`{text}` is not a shard: write i/n with 0 ≤ i < n (e.g. 0/4)")),
         }
     }
-}
-
-/// How far a run has come.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ScoreProgress {
-    /// Input rows read.
-    pub rows_read: u64,
-    /// Input rows in all (after the filter).
-    pub total_rows: u64,
-    /// Series read (in this shard).
-    pub series: u64,
-    /// Series forecast (a series with no observed target value has nothing to forecast).
-    pub windows: u64,
-    /// Chunks whose rows are on disk.
-    pub chunks_done: u64,
-    /// Of those, chunks found on disk from an earlier, stopped run.
-    pub chunks_resumed: u64,
-    /// Output rows on disk.
-    pub rows_written: u64,
 }
 
 /// Why a run stopped.
@@ -139,12 +117,12 @@ fn part_path(work_dir: &Path, chunk: u64) -> PathBuf {
     work_dir.join(format!("part-{chunk:06}.parquet"))
 }
 
-/// Scores `spec` into `output` through `state`'s model worker, `chunk_series` series per
+/// Scores `spec` into `output` through the model `worker`, `chunk_series` series per
 /// part file in `work_dir`. Resumes from the parts there (they must come from the same
 /// spec); removes them once `output` is complete. Stops between chunks once `cancel` is
 /// set. `progress` hears after every chunk.
 pub async fn score(
-    state: &AppState,
+    worker: &Worker,
     spec: &ScoreSpec,
     work_dir: &Path,
     output: &Path,
@@ -152,7 +130,7 @@ pub async fn score(
     cancel: &AtomicBool,
     progress: &mut (dyn FnMut(&ScoreProgress) + Send),
 ) -> Result<ScoreProgress, ScoreError> {
-    let bounds = state.bounds();
+    let bounds = worker.bounds();
     bounds.check_horizon(spec.horizon)?;
     let levels = levels(spec.quantiles.as_deref(), bounds)?;
     let options = options(&spec.compute, spec.missing_actions, bounds)?;
@@ -173,7 +151,7 @@ pub async fn score(
     let mut done = ScoreProgress { total_rows: reader.total_rows(), ..ScoreProgress::default() };
     let mut position = 0usize;
     let mut chunk =
-        Chunker { state, options, levels: &levels, targets: &targets, work_dir, horizon: spec.horizon };
+        Chunker { worker, options, levels: &levels, targets: &targets, work_dir, horizon: spec.horizon };
     loop {
         let next = reader.next_series().await?;
         let batches = match &next {
@@ -257,7 +235,7 @@ fn claim_work_dir(work_dir: &Path, spec: &ScoreSpec, chunk_series: usize) -> Res
 
 /// Scores one chunk of windows into its part file.
 struct Chunker<'a> {
-    state: &'a AppState,
+    worker: &'a Worker,
     options: loopcast_model::ForecastOptions,
     levels: &'a [f64],
     targets: &'a [String],
@@ -281,7 +259,7 @@ impl Chunker<'_> {
         }
         let batch = model_batch(windows, frequency.season()).map_err(|e| ScoreError::Model(e.to_string()))?;
         let forecast = self.forecast(batch, cancel, index).await?;
-        let patch_len = self.state.bounds().patch_len;
+        let patch_len = self.worker.bounds().patch_len;
         let mut writer = ForecastWriter::create(&path, self.levels)?;
         for (b, series_id) in windows.series.iter().enumerate() {
             let timestamps: Vec<i64> =
@@ -325,7 +303,7 @@ impl Chunker<'_> {
                 options: self.options.clone(),
                 deadline: Instant::now() + Duration::from_secs(3600),
             };
-            match self.state.submit(vec![item]) {
+            match self.worker.submit(vec![item]) {
                 Ok(mut tickets) => {
                     let ticket = tickets.pop().expect("one ticket per item");
                     return match ticket.answer().await {
