@@ -90,14 +90,6 @@ pub struct ModelConfig {
     /// (checkpoints before it existed): no such memory.
     #[serde(default, skip_serializing_if = "is_false")]
     pub departure_memory: bool,
-    /// A coupling of ratio effects between targets: each target's effect also reads where
-    /// the plan takes every target's level (its forecast median moved by its direct
-    /// effect), through a smooth knee whose gain and place are read from the two targets'
-    /// states. Capacity cut in half doubles CPU through the direct path; whether latency
-    /// then explodes depends on where CPU lands. Needs ratio effects. `false` (checkpoints
-    /// before it existed): no coupling.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub level_coupling: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -222,7 +214,6 @@ impl ModelConfig {
             relative_effects: false,
             expected_plan: false,
             departure_memory: false,
-            level_coupling: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,
@@ -329,14 +320,11 @@ impl ModelConfig {
         if self.effect_units == EffectUnits::Ratio && !self.action_effects {
             return fail("`effect_units = \"ratio\"` needs `action_effects = true`".to_string());
         }
-        for (name, on) in [
-            ("expected_plan", self.expected_plan),
-            ("departure_memory", self.departure_memory),
-            ("level_coupling", self.level_coupling),
-        ] {
-            if on && self.effect_units != EffectUnits::Ratio {
-                return fail(format!("`{name} = true` needs `effect_units = \"ratio\"`"));
-            }
+        if self.expected_plan && self.effect_units != EffectUnits::Ratio {
+            return fail("`expected_plan = true` needs `effect_units = \"ratio\"`".to_string());
+        }
+        if self.departure_memory && self.effect_units != EffectUnits::Ratio {
+            return fail("`departure_memory = true` needs `effect_units = \"ratio\"`".to_string());
         }
         Ok(())
     }

@@ -71,10 +71,6 @@ impl Network {
                     let exponent = match self.memory_exponent(inputs, &normed, &tokens, &ids) {
                         Some(memory) => exponent + memory,
                         None => exponent,
-                    };
-                    let exponent = match self.coupling_exponent(inputs, &normed, &quantiles, &exponent) {
-                        Some(coupling) => exponent + coupling,
-                        None => exponent,
                     }
                     .clamp(-3.0, 3.0);
                     let t =

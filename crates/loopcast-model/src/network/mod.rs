@@ -1,8 +1,8 @@
 //! The looped world model as a burn module, by concern: host-side inputs and scaling
 //! ([`inputs`]), the history and action encoders ([`encode`]), the looped core and its
 //! rollouts ([`rollout`]), the quantile decoder with its direct action path ([`decode`]),
-//! the departure memory of ratio effects ([`memory`]), their level coupling ([`coupling`])
-//! and the relative action path ([`relative`]).
+//! the departure memory of ratio effects ([`memory`]) and the relative action path
+//! ([`relative`]).
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -13,7 +13,6 @@ use crate::layers::{CoreBlock, FactorisedLayer, ResidualMlp};
 use crate::retention::Retention;
 use crate::{EffectUnits, ModelConfig};
 
-mod coupling;
 mod decode;
 mod encode;
 mod inputs;
@@ -148,8 +147,6 @@ pub struct Network {
     /// the coefficients of its features ([`memory::MEMORY_FEATURES`]), each a bilinear
     /// form with the direct path's action tokens.
     memory_sides: Vec<Linear>,
-    /// The level coupling of ratio effects (`ModelConfig::level_coupling`).
-    coupling: Option<coupling::Coupling>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -229,7 +226,6 @@ impl Network {
             plan_norm: None,
             plan_head: None,
             memory_sides: Vec::new(),
-            coupling: None,
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
@@ -237,7 +233,6 @@ impl Network {
         };
         let network = if config.expected_plan { network.with_plan_head(device) } else { network };
         let network = if config.departure_memory { network.with_departure_memory(device) } else { network };
-        let network = if config.level_coupling { network.with_level_coupling(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
     }
 
