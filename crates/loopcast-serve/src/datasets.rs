@@ -65,7 +65,7 @@ pub(crate) struct SeriesQuery {
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The file or a parameter is not acceptable: `field` names the parameter, or `file` with the column and row in `detail`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(crate) async fn read_series(
     headers: HeaderMap,
@@ -373,7 +373,7 @@ fn summary(example: &Example) -> ExampleSummary {
 }
 
 /// The example datasets bundled with the service.
-#[utoipa::path(get, path = "/v1/examples", responses((status = 200, body = ExamplesResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/examples", responses((status = 200, body = ExamplesResponse)), security((), ("bearer" = [])))]
 pub(crate) async fn list_examples() -> Json<ExamplesResponse> {
     Json(ExamplesResponse { examples: EXAMPLES.iter().map(summary).collect() })
 }
@@ -387,7 +387,7 @@ pub(crate) async fn list_examples() -> Json<ExamplesResponse> {
         (status = 200, body = ExampleDataset),
         (status = 404, description = "No such example", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(crate) async fn get_example(UrlPath(name): UrlPath<String>) -> Result<Json<ExampleDataset>, Problem> {
     let example = EXAMPLES

@@ -45,7 +45,7 @@ fn file_body(file: std::fs::File) -> Body {
         (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Jobs are off, or the runner stopped", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn post_job(
     State(state): State<AppState>,
@@ -62,7 +62,7 @@ pub(super) async fn post_job(
 }
 
 /// Every job, oldest first.
-#[utoipa::path(get, path = "/v1/jobs", responses((status = 200, body = JobList)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/jobs", responses((status = 200, body = JobList)), security((), ("bearer" = [])))]
 pub(super) async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, Problem> {
     Ok(Json(JobList { jobs: state.jobs()?.list() }))
 }
@@ -76,7 +76,7 @@ pub(super) async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobL
         (status = 200, body = Job),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn get_job(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub(super) async fn get_job(
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has already ended", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn delete_job(
     State(state): State<AppState>,
@@ -115,7 +115,7 @@ pub(super) async fn delete_job(
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has not succeeded", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn job_output(
     State(state): State<AppState>,
@@ -144,7 +144,7 @@ pub(super) async fn job_output(
         (status = 413, description = "Over `jobs.max_upload_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad name", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn put_file(
     State(state): State<AppState>,

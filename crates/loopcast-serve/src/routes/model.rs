@@ -28,7 +28,7 @@ use crate::state::AppState;
         (ForecastResponse = "application/json"),
         (Vec<u8> = "application/vnd.apache.arrow.stream"),
     )), ModelErrors),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn forecast(
     State(state): State<AppState>,
@@ -50,7 +50,7 @@ pub(super) async fn forecast(
         (WhatIfResponse = "application/json"),
         (Vec<u8> = "application/vnd.apache.arrow.stream"),
     )), ModelErrors),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn whatif(
     State(state): State<AppState>,
@@ -67,7 +67,7 @@ pub(super) async fn whatif(
     path = "/v1/plan",
     request_body = PlanRequest,
     responses((status = 200, description = "The cheapest schedule found that keeps the bound (or, when none does, `feasible: false` and the least risky), its forecast and the cost/risk frontier", body = PlanResponse), ModelErrors),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn plan(
     State(state): State<AppState>,
@@ -104,7 +104,7 @@ pub(super) enum ModelErrors {
 }
 
 /// The models this service answers with.
-#[utoipa::path(get, path = "/v1/models", responses((status = 200, body = ModelsResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/models", responses((status = 200, body = ModelsResponse)), security((), ("bearer" = [])))]
 pub(super) async fn models(State(state): State<AppState>) -> Json<ModelsResponse> {
     Json(ModelsResponse { models: vec![state.worker().model().clone()] })
 }
@@ -123,7 +123,7 @@ pub(super) async fn health() -> Json<Status> {
         (status = 200, body = Status),
         (status = 503, description = "Still warming up, or stopped", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security((), ("bearer" = [])),
 )]
 pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Status>, Problem> {
     if state.worker().is_ready() {
@@ -134,7 +134,7 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Status>,
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")), security((), ("bearer" = [])))]
 pub(super) async fn metrics_text() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::handle().render())
 }
