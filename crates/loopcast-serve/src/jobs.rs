@@ -360,55 +360,12 @@ impl JobManager {
             return;
         }
         let dir = self.job_dir(id);
-        let request = &job.request;
         // Checked again as it is read: a link may have replaced the file since it was
         // submitted, or since a server that stopped mid-job took it.
-        let input = match self.input_path(&request.input) {
-            Ok(input) => input,
-            Err(problem) => {
-                self.update(id, |job| {
-                    job.state = JobState::Failed;
-                    job.error = Some(problem.detail);
-                    true
-                });
-                self.inner.cancels.lock().expect("cancel flags").remove(id);
-                metrics::job_ended(JobState::Failed.as_str());
-                return;
-            }
+        let result = match self.input_path(&job.request.input) {
+            Ok(input) => self.score_job(worker, &job, input).await,
+            Err(problem) => Err(problem.into()),
         };
-        let spec = ScoreSpec {
-            input,
-            layout: request.layout.into(),
-            mapping: request.mapping.clone(),
-            horizon: request.horizon,
-            quantiles: request.quantiles.clone(),
-            compute: request.compute.clone(),
-            missing_actions: request.missing_actions,
-            shard: None,
-        };
-        let cancel = self.flag(id);
-        let manager = self.clone();
-        let owned = id.to_string();
-        let mut rows = job.progress.rows_written;
-        let mut progress = move |p: &ScoreProgress| {
-            metrics::job_chunk(p.rows_written.saturating_sub(rows));
-            rows = p.rows_written;
-            manager.update(&owned, |job| {
-                job.progress = p.clone();
-                true
-            });
-        };
-        let output = dir.join("output.parquet");
-        let result = score(
-            worker,
-            &spec,
-            &dir.join("parts"),
-            &output,
-            self.inner.chunk_series,
-            &cancel,
-            &mut progress,
-        )
-        .await;
         if matches!(result, Err(ScoreError::Cancelled { .. })) {
             // Removed before the state turns final, so a client that sees `cancelled`
             // never sees them.
@@ -433,6 +390,42 @@ impl JobManager {
         if let Ok(job) = self.get(id) {
             metrics::job_ended(job.state.as_str());
         }
+    }
+
+    /// Scores `job`'s `input` (resolved) through the model `worker` into its folder,
+    /// its progress kept in the job table as each chunk lands.
+    async fn score_job(
+        &self,
+        worker: &Worker,
+        job: &Job,
+        input: PathBuf,
+    ) -> Result<ScoreProgress, ScoreError> {
+        let (id, request, dir) = (&job.id, &job.request, self.job_dir(&job.id));
+        let spec = ScoreSpec {
+            input,
+            layout: request.layout.into(),
+            mapping: request.mapping.clone(),
+            horizon: request.horizon,
+            quantiles: request.quantiles.clone(),
+            compute: request.compute.clone(),
+            missing_actions: request.missing_actions,
+            shard: None,
+        };
+        let cancel = self.flag(id);
+        let manager = self.clone();
+        let owned = id.to_string();
+        let mut rows = job.progress.rows_written;
+        let mut progress = move |p: &ScoreProgress| {
+            metrics::job_chunk(p.rows_written.saturating_sub(rows));
+            rows = p.rows_written;
+            manager.update(&owned, |job| {
+                job.progress = p.clone();
+                true
+            });
+        };
+        let output = dir.join("output.parquet");
+        score(worker, &spec, &dir.join("parts"), &output, self.inner.chunk_series, &cancel, &mut progress)
+            .await
     }
 }
 
