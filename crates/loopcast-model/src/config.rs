@@ -90,15 +90,6 @@ pub struct ModelConfig {
     /// (checkpoints before it existed): no such memory.
     #[serde(default, skip_serializing_if = "is_false")]
     pub departure_memory: bool,
-    /// A training-only probe of the state: after the history and after every future
-    /// patch, every state token predicts a few quantities of the system that its
-    /// telemetry does not show (in the simulator: the load over the capacity and the
-    /// backlog in seconds of service, [`STATE_PROBES`](crate::STATE_PROBES) of them), so
-    /// the state learns how near saturation a plan takes the system. Inference never
-    /// reads it; a batch without such quantities leaves it untrained. `false`
-    /// (checkpoints before it existed): no probe.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub state_probe: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -223,7 +214,6 @@ impl ModelConfig {
             relative_effects: false,
             expected_plan: false,
             departure_memory: false,
-            state_probe: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,

@@ -39,5 +39,5 @@ pub use layers::MemoryKeys;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
 pub use network::{
     Encoded, Inputs, KIND_CUES, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,
-    RELATIVE_TARGET_KINDS, RELATIVE_UNITS, RelativeDesign, Rollout, STATE_PROBES, Trace,
+    RELATIVE_TARGET_KINDS, RELATIVE_UNITS, RelativeDesign, Rollout, Trace,
 };

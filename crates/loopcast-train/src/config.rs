@@ -170,11 +170,6 @@ pub struct LossConfig {
     /// that continue under the operator's own plan.
     #[serde(default = "one")]
     pub expected_plan: f64,
-    /// The state probe's term (with `model.state_probe`): mean absolute error of the
-    /// probe's reading of every state token against the simulator's hidden load and
-    /// backlog, on SRE batches. 0 (the default) leaves it out.
-    #[serde(default)]
-    pub probe: f64,
 }
 
 fn one() -> f64 {

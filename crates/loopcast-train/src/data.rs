@@ -7,7 +7,7 @@
 //! [`EVALUATION_SEEDS`] on.
 
 use loopcast_core::{ChannelValues, Frequency, RegularSeries, Role};
-use loopcast_model::{ModelBatch, STATE_PROBES};
+use loopcast_model::ModelBatch;
 use loopcast_sim::prior::{PriorSpec, prior_series};
 use loopcast_sim::{Episode, EpisodeSpec, ParamRanges, TARGETS, Topology, sre_episode};
 use rand::{Rng, SeedableRng};
@@ -42,22 +42,6 @@ pub struct StepBatch {
     pub loops: usize,
     /// The future patch whose state the consistency loss checks.
     pub consistency_patch: usize,
-    /// What the state probe should read (`model.state_probe`, SRE batches only).
-    pub probes: Option<ProbeTargets>,
-}
-
-/// The hidden quantities the state probe learns to read, per window: over the last
-/// context patch, then over every future patch (each a mean over the patch's steps).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProbeTargets {
-    /// `[B, K + 1, STATE_PROBES]`, row-major: the log of the admitted load over the
-    /// capacity, and the log of one plus the backlog in seconds of service.
-    pub values: Vec<f32>,
-    /// `[B, K + 1]`: 1 where the value counts (a future patch counts only when the
-    /// window shows its plan), else 0.
-    pub mask: Vec<f32>,
-    /// Patches after the history's last one (`K`).
-    pub patches: usize,
 }
 
 /// SplitMix64 of `a` and `b`: independent streams from one seed.
@@ -82,7 +66,7 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
     let extra: f64 = Poisson::new(config.loops.poisson_lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng));
     let loops = (1 + extra as usize).min(model.max_loops);
     let consistency_patch = rng.random_range(0..horizon.div_ceil(model.patch_len));
-    let (batch, source, probes) = if rng.random::<f64>() < data.sre_share {
+    let (batch, source) = if rng.random::<f64>() < data.sre_share {
         let seeds: Vec<u64> = (0..config.batch_size / data.plans_per_history)
             .map(|_| rng.random::<u64>() % VALIDATION_SEEDS)
             .collect();
@@ -102,19 +86,15 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
             action_blind: data.action_blind,
             plans: data.plans_per_history,
         };
-        let (batch, episodes) = sre_windows(&seeds, context, horizon, frequency, &layout)?;
-        let probes = model.state_probe.then(|| {
-            let plans_shown = layout.with_actions && !layout.action_blind;
-            probe_targets(&episodes, context, horizon, model.patch_len, frequency, plans_shown)
-        });
-        (batch, Source::Sre, probes)
+        let (batch, _) = sre_windows(&seeds, context, horizon, frequency, &layout)?;
+        (batch, Source::Sre)
     } else {
         let channels = rng.random_range(1..=data.prior_max_channels);
         let seeds: Vec<u64> =
             (0..config.batch_size).map(|_| rng.random::<u64>() % VALIDATION_SEEDS).collect();
-        (prior_windows(&seeds, context, horizon, channels, None)?, Source::Prior, None)
+        (prior_windows(&seeds, context, horizon, channels, None)?, Source::Prior)
     };
-    Ok(StepBatch { batch, source, loops, consistency_patch, probes })
+    Ok(StepBatch { batch, source, loops, consistency_patch })
 }
 
 /// Which channels of the SRE world a batch carries, and under how many plans.
@@ -176,47 +156,6 @@ pub fn sre_windows(
     }
     let batch = rows.finish(roles, layout.plans * seeds.len())?.with_season(frequency.season());
     Ok((batch, episodes))
-}
-
-/// The state probe's targets for the windows of `episodes` as [`sre_windows`] lays them
-/// out (one row per episode and plan), at a grid step of `frequency`: from each plan's
-/// noise-free truth, the admitted load over the capacity (`ln`, bounded to ±7) and the
-/// backlog in seconds of service (`ln(1 + ·)`, at most `ln(1 + 10⁴)`), averaged over the
-/// last context patch and over each future patch. Future patches count only when
-/// `plans_shown` (a window without its plan cannot know where the plan takes it).
-pub fn probe_targets(
-    episodes: &[Episode],
-    context: usize,
-    horizon: usize,
-    patch: usize,
-    frequency: Frequency,
-    plans_shown: bool,
-) -> ProbeTargets {
-    let patches = horizon.div_ceil(patch);
-    let seconds = frequency.nominal_micros() as f64 / 1e6;
-    let (mut values, mut mask) = (Vec::new(), Vec::new());
-    for truth in episodes.iter().flat_map(|e| &e.truths) {
-        let at = |step: usize| {
-            let capacity = truth.capacity_rps[step].max(1e-6);
-            let load = (truth.admitted[step] / (capacity * seconds)).clamp(1e-3, 1e3).ln();
-            let backlog = (truth.backlog[step] / capacity).clamp(0.0, 1e4).ln_1p();
-            [load, backlog]
-        };
-        let spans = std::iter::once(context.saturating_sub(patch)..context)
-            .chain((0..patches).map(|k| context + k * patch..context + ((k + 1) * patch).min(horizon)));
-        for (index, span) in spans.enumerate() {
-            let n = span.len().max(1) as f64;
-            let mut sums = [0.0; STATE_PROBES];
-            for step in span {
-                for (sum, value) in sums.iter_mut().zip(at(step)) {
-                    *sum += value;
-                }
-            }
-            values.extend(sums.map(|sum| (sum / n) as f32));
-            mask.push(if index == 0 || plans_shown { 1.0 } else { 0.0 });
-        }
-    }
-    ProbeTargets { values, mask, patches }
 }
 
 /// Windows of the prior series of `seeds`, each with `channels` target channels, at
@@ -293,49 +232,5 @@ impl Rows {
             self.known,
         )
         .map_err(|e| TrainError::Data(e.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Read step by step (patches of one step), the probe's load is what the replicas
-    /// see: where nothing waits and the servers are neither idle nor saturated, its
-    /// exponential is the simulator's own utilisation. A window that hides its plan
-    /// scores only the history's patch.
-    #[test]
-    fn the_probe_reads_the_load_the_replicas_see() {
-        let (context, horizon, frequency) = (64, 16, Frequency::minutes(5));
-        let seeds: Vec<u64> = (0..6).collect();
-        let (_, episodes) = sre_windows(&seeds, context, horizon, frequency, &SreLayout::full()).unwrap();
-        let probes = probe_targets(&episodes, context, horizon, 1, frequency, true);
-        assert_eq!(probes.patches, horizon);
-        assert_eq!(probes.values.len(), seeds.len() * 2 * (horizon + 1) * STATE_PROBES);
-        assert!(probes.values.iter().all(|v| v.is_finite()) && probes.mask.iter().all(|m| *m == 1.0));
-        let mut compared = 0;
-        for (row, truth) in episodes.iter().flat_map(|e| &e.truths).enumerate() {
-            for k in 0..=horizon {
-                let step = context - 1 + k;
-                let calm = truth.backlog[step] == 0.0 && truth.shed[step] == 0.0;
-                if !calm || !(0.05..0.9).contains(&truth.utilisation[step]) {
-                    continue;
-                }
-                let at = (row * (horizon + 1) + k) * STATE_PROBES;
-                let load = f64::from(probes.values[at]).exp();
-                let backlog = probes.values[at + 1];
-                assert!(
-                    (load - truth.utilisation[step]).abs() < 0.02 * truth.utilisation[step],
-                    "row {row} step {step}: load {load}, utilisation {}",
-                    truth.utilisation[step]
-                );
-                assert_eq!(backlog, 0.0);
-                compared += 1;
-            }
-        }
-        assert!(compared > 50, "only {compared} calm steps compared");
-        let hidden = probe_targets(&episodes, context, horizon, 8, frequency, false);
-        let scored: Vec<f32> = hidden.mask.chunks(hidden.patches + 1).map(|row| row.iter().sum()).collect();
-        assert!(scored.iter().all(|s| *s == 1.0), "{scored:?}");
     }
 }

@@ -4,10 +4,10 @@
 
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use loopcast_model::{Inputs, ModelBatch, Network, STATE_PROBES};
+use loopcast_model::{Inputs, ModelBatch, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ProbeTargets, Source, StepBatch};
+use crate::data::{Source, StepBatch};
 use crate::{LossConfig, TrainConfig, TrainError, TwinScale};
 
 /// The value of every loss term of one step (unweighted) and their weighted total.
@@ -34,10 +34,6 @@ pub struct LossValues {
     /// realised plan (`model.expected_plan`); 0 without the head or action channels.
     #[serde(default)]
     pub plan: f64,
-    /// Mean absolute error of the state probe's readings against the hidden load and
-    /// backlog (`model.state_probe`); 0 without the probe or on batches without them.
-    #[serde(default)]
-    pub probe: f64,
 }
 
 impl LossValues {
@@ -50,7 +46,6 @@ impl LossValues {
         self.gate += other.gate;
         self.twin += other.twin;
         self.plan += other.plan;
-        self.probe += other.probe;
     }
 
     /// Every term divided by `n`.
@@ -63,7 +58,6 @@ impl LossValues {
             gate: self.gate / n,
             twin: self.twin / n,
             plan: self.plan / n,
-            probe: self.probe / n,
         }
     }
 }
@@ -205,21 +199,12 @@ pub fn step_loss(
         None => zero(),
     };
 
-    let probe = match &step.probes {
-        Some(targets) if weights.probe > 0.0 => {
-            let states = std::iter::once(encoded.state.clone()).chain(trace.states.iter().cloned());
-            probe_loss(network, states.collect(), targets, device)
-        }
-        _ => zero(),
-    };
-
     let total = pinball_loss.clone() * weights.pinball
         + consistency.clone() * weights.consistency
         + contraction.clone() * weights.contraction
         + gate.clone() * weights.gate
         + twin.clone() * weights.twin
-        + plan.clone() * weights.expected_plan
-        + probe.clone() * weights.probe;
+        + plan.clone() * weights.expected_plan;
     let scalar = |x: &Tensor<1>| -> Result<f64, TrainError> {
         let values =
             x.clone().into_data().try_to_vec::<f32>().map_err(|e| TrainError::Data(format!("{e:?}")))?;
@@ -233,32 +218,8 @@ pub fn step_loss(
         gate: scalar(&gate)?,
         twin: scalar(&twin)?,
         plan: scalar(&plan)?,
-        probe: scalar(&probe)?,
     };
     Ok((total, values))
-}
-
-/// The state probe's loss: mean absolute error of every token's reading of `states` (the
-/// initial state, then one per future patch, each `[B, T + 1, d]`) against `targets`,
-/// over the patches that count. Zero when the network has no probe.
-fn probe_loss(network: &Network, states: Vec<Tensor<3>>, targets: &ProbeTargets, device: &Device) -> Tensor<1> {
-    let [b, tokens, _] = states[0].dims();
-    let spans = states.len().min(targets.patches + 1);
-    let readings: Option<Vec<Tensor<3>>> = states.into_iter().take(spans).map(|s| network.probe(s)).collect();
-    let Some(readings) = readings else {
-        return Tensor::zeros([1], device);
-    };
-    let n = STATE_PROBES;
-    let readings = Tensor::stack::<4>(readings, 1);
-    let all = targets.patches + 1;
-    let values = Tensor::<3>::from_data(TensorData::new(targets.values.clone(), [b, all, n]), device)
-        .slice([0..b, 0..spans, 0..n])
-        .reshape([b, spans, 1, n]);
-    let mask = Tensor::<2>::from_data(TensorData::new(targets.mask.clone(), [b, all]), device)
-        .slice([0..b, 0..spans])
-        .reshape([b, spans, 1, 1]);
-    let error = (readings - values).abs() * mask.clone();
-    error.sum() / (mask.sum() * (tokens * n) as f32).clamp_min(1.0)
 }
 
 /// The expected plan's loss: mean absolute error of `expected` (`[B, A, K·P]`, log
@@ -480,7 +441,6 @@ mod tests {
             twin_material_floor: 0.0,
             naive_floor: 0.0,
             expected_plan: 1.0,
-            probe: 0.0,
         };
         let huber = LossConfig { twin_huber: 2.0, ..plain.clone() };
         let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [2, 1, 2]), &device);

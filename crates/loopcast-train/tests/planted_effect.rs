@@ -117,7 +117,7 @@ fn training_batch(step: u64) -> Result<StepBatch, TrainError> {
         }
     }
     let loops = 1 + (step % 2) as usize;
-    Ok(StepBatch { batch: windows(&rows), source: Source::Sre, loops, consistency_patch: 0, probes: None })
+    Ok(StepBatch { batch: windows(&rows), source: Source::Sre, loops, consistency_patch: 0 })
 }
 
 fn config() -> TrainConfig {

@@ -459,22 +459,3 @@ fn keeping_by_wql_and_effect_adds_the_effect_error() {
     let no_effect = ValidationReport { effect_error: f64::NAN, ..report };
     assert!((no_effect.selection_score(KeepBy::WqlAndEffect) - 1.7).abs() < 1e-12);
 }
-
-/// The state probe on the tiny recipe: it is scored on the SRE steps only, and what it
-/// reads of the hidden load and backlog improves as it trains.
-#[test]
-fn the_state_probe_learns_to_read_the_hidden_load() {
-    let mut config = tiny(150);
-    config.model.config.state_probe = true;
-    config.loss.probe = 1.0;
-    config.validate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    train(&config, &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
-    let lines = log(dir.path());
-    assert!(lines.iter().all(|l| (l.loss.probe > 0.0) == (l.sre_share > 0.0)), "scored on SRE steps only");
-    let probes: Vec<f64> = lines.iter().filter(|l| l.sre_share > 0.0).map(|l| l.loss.probe).collect();
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-    let (first, last) = (mean(&probes[..8]), mean(&probes[probes.len() - 8..]));
-    eprintln!("probe error {first:.3} → {last:.3} over {} SRE steps", probes.len());
-    assert!(last < 0.7 * first, "the probe's error went from {first:.3} to {last:.3}");
-}

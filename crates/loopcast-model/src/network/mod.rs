@@ -1,8 +1,8 @@
 //! The looped world model as a burn module, by concern: host-side inputs and scaling
 //! ([`inputs`]), the history and action encoders ([`encode`]), the looped core and its
 //! rollouts ([`rollout`]), the quantile decoder with its direct action path ([`decode`]),
-//! the departure memory of ratio effects ([`memory`]), the relative action path
-//! ([`relative`]) and the training-only state probe ([`probe`]).
+//! the departure memory of ratio effects ([`memory`]) and the relative action path
+//! ([`relative`]).
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -17,12 +17,10 @@ mod decode;
 mod encode;
 mod inputs;
 mod memory;
-mod probe;
 mod relative;
 mod rollout;
 
 pub use inputs::Inputs;
-pub use probe::STATE_PROBES;
 pub use relative::{
     KIND_CUES, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES, RELATIVE_TARGET_KINDS, RELATIVE_UNITS,
     RelativeDesign,
@@ -149,8 +147,6 @@ pub struct Network {
     /// the coefficients of its features ([`memory::MEMORY_FEATURES`]), each a bilinear
     /// form with the direct path's action tokens.
     memory_sides: Vec<Linear>,
-    /// The training-only state probe (`ModelConfig::state_probe`), `d → STATE_PROBES`.
-    probe: Option<Linear>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -230,7 +226,6 @@ impl Network {
             plan_norm: None,
             plan_head: None,
             memory_sides: Vec::new(),
-            probe: None,
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
@@ -238,7 +233,6 @@ impl Network {
         };
         let network = if config.expected_plan { network.with_plan_head(device) } else { network };
         let network = if config.departure_memory { network.with_departure_memory(device) } else { network };
-        let network = if config.state_probe { network.with_state_probe(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
     }
 
