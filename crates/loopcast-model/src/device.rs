@@ -36,12 +36,17 @@ impl DeviceKind {
             #[cfg(feature = "wgpu")]
             DeviceKind::Wgpu => probe_wgpu(),
             #[cfg(not(feature = "wgpu"))]
-            DeviceKind::Wgpu => Err(ModelError::Device(
-                "this build has no wgpu backend (rebuild with `--features wgpu`)".into(),
-            )),
+            DeviceKind::Wgpu => Err(ModelError::Device(WITHOUT_WGPU.into())),
         }
     }
 }
+
+/// Why a build without the `wgpu` cargo feature cannot run on wgpu, and how to get one
+/// that can.
+#[cfg(not(feature = "wgpu"))]
+const WITHOUT_WGPU: &str = "this build has no wgpu backend: it was compiled without the `wgpu` cargo \
+     feature (rebuild with `cargo build --release -p loopcast-cli --features wgpu`, or use the \
+     Vulkan image, docker/Dockerfile.vulkan)";
 
 /// The default wgpu device, once a small computation on it has come back right (burn
 /// creates wgpu devices lazily, and a machine without an adapter panics on first use).
@@ -63,5 +68,28 @@ fn probe_wgpu() -> Result<Device, ModelError> {
                 .unwrap_or("initialisation failed");
             Err(ModelError::Device(format!("no usable wgpu adapter ({reason})")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build without the feature refuses wgpu with an error that names the feature and
+    /// the command that builds it in; the CPU is always there.
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn a_build_without_wgpu_names_the_feature() {
+        assert!(DeviceKind::Cpu.device().is_ok());
+        let error = DeviceKind::Wgpu.device().unwrap_err().to_string();
+        assert!(error.contains("`wgpu` cargo feature") && error.contains("--features wgpu"), "{error}");
+    }
+
+    #[test]
+    fn device_names_parse_and_unknown_ones_are_named() {
+        assert_eq!("CPU".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        assert_eq!(" vulkan".parse::<DeviceKind>().unwrap(), DeviceKind::Wgpu);
+        let error = "tpu".parse::<DeviceKind>().unwrap_err().to_string();
+        assert!(error.contains("`tpu`"), "{error}");
     }
 }
