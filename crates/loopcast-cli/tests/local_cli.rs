@@ -150,3 +150,15 @@ fn score_reads_wide_tables_with_a_mapping() {
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(stderr(&out).contains("services_wide.parquet"), "{}", stderr(&out));
 }
+
+/// The default build has no wgpu backend: asked for it, a command fails in one line that
+/// names the cargo feature and the command that builds it in, before reading any input.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn a_build_without_wgpu_says_which_feature_to_turn_on() {
+    let out = loopcast(&["forecast", &examples("forecast.json"), "--device", "wgpu"]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(message.contains("`wgpu` cargo feature") && message.contains("--features wgpu"), "{message}");
+}
