@@ -1,7 +1,7 @@
 //! The same checkpoint gives the same forecasts on the CPU (flex) and wgpu devices.
 //!
-//! Built with the `wgpu` feature only (`cargo test --release -p loopcast-model --features
-//! wgpu --test parity`, which `.ci/run` runs after the test suite). Without a Vulkan/Metal/DX12 adapter —
+//! Built with the `wgpu` feature only (`cargo test --release --workspace --features
+//! loopcast-model/wgpu --test parity`, which `.ci/run` runs after the test suite). Without a Vulkan/Metal/DX12 adapter —
 //! Mesa's software Vulkan (`mesa-vulkan-drivers`, which `.ci/run` installs) counts as
 //! one — the test says it was skipped and why.
 #![cfg(feature = "wgpu")]
