@@ -184,12 +184,108 @@ async fn models_health_ready_metrics_and_openapi_answer() {
 #[test]
 fn the_checked_in_openapi_document_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/openapi.json");
-    let generated = loopcast_serve::openapi_json();
+    let generated = loopcast_serve::openapi_json(model().config(), &Limits::default());
     if std::env::var_os("LOOPCAST_BLESS").is_some() {
         std::fs::write(path, &generated).unwrap();
     }
     let stored = std::fs::read_to_string(path).unwrap_or_default();
     assert!(stored == generated, "schemas/openapi.json is stale: rerun with LOOPCAST_BLESS=1");
+}
+
+/// The contract: every bound the served document states is the one the server keeps. Read
+/// from the document of a server with small limits, a request at each bound is answered
+/// and one just past it is refused with 422 naming the field, and the document is the one
+/// `openapi_json` makes for that model and those limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_states_the_bounds_the_server_keeps() {
+    let limits = Limits {
+        max_series: 3,
+        max_horizon: 24,
+        max_quantiles: 4,
+        max_loops: 3,
+        max_scenarios: 2,
+        ..Limits::default()
+    };
+    let server = Server::start(ServeConfig { limits: limits.clone(), ..config() }).await;
+    let (status, _, document) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let expected: Value =
+        serde_json::from_str(&loopcast_serve::openapi_json(model().config(), &limits)).unwrap();
+    assert_eq!(document, expected);
+    let schemas = &document["components"]["schemas"];
+    let forecast = &schemas["ForecastRequest"]["properties"];
+    let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("a bound: {v}"));
+    let (min_horizon, max_horizon) =
+        (number(&forecast["horizon"]["minimum"]), number(&forecast["horizon"]["maximum"]));
+    let (min_series, max_series) =
+        (number(&forecast["series"]["minItems"]), number(&forecast["series"]["maxItems"]));
+    let levels = &forecast["quantiles"];
+    let (low, high) = (number(&levels["items"]["minimum"]), number(&levels["items"]["maximum"]));
+    let max_levels = number(&levels["maxItems"]) as usize;
+    let loops = &schemas["ComputeOptions"]["properties"]["max_loops"];
+    let (min_loops, max_loops) = (number(&loops["minimum"]), number(&loops["maximum"]));
+    assert_eq!((min_horizon, max_horizon, min_series, max_series), (1.0, 24.0, 1.0, 3.0));
+    assert_eq!((max_levels, min_loops, max_loops), (4, 1.0, 3.0));
+    for request in ["WhatIfRequest", "PlanRequest", "JobRequest"] {
+        let horizon = &schemas[request]["properties"]["horizon"];
+        assert_eq!((number(&horizon["minimum"]), number(&horizon["maximum"])), (1.0, 24.0), "{request}");
+    }
+
+    let one = Telemetry::new("a", 64, 4).json(None);
+    // Integers go as JSON integers (a count read as `2.0` is a type error, not a bound).
+    let body = |series: usize, horizon: f64, extra: Value| {
+        let mut body = json!({"series": vec![one.clone(); series], "horizon": horizon as u64});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let cases = [
+        ("horizon", body(1, min_horizon, json!({})), body(1, min_horizon - 1.0, json!({}))),
+        ("horizon", body(1, max_horizon, json!({})), body(1, max_horizon + 1.0, json!({}))),
+        ("series", body(min_series as usize, 8.0, json!({})), body(0, 8.0, json!({}))),
+        ("series", body(max_series as usize, 8.0, json!({})), body(max_series as usize + 1, 8.0, json!({}))),
+        (
+            "quantiles[0]",
+            body(1, 8.0, json!({"quantiles": [low, high]})),
+            body(1, 8.0, json!({"quantiles": [low / 2.0]})),
+        ),
+        (
+            "quantiles[1]",
+            body(1, 8.0, json!({"quantiles": [low, high]})),
+            body(1, 8.0, json!({"quantiles": [low, (high + 1.0) / 2.0]})),
+        ),
+        (
+            "quantiles",
+            body(1, 8.0, json!({"quantiles": vec![0.5; 1]})),
+            body(
+                1,
+                8.0,
+                json!({"quantiles": (1..=max_levels + 1).map(|k| k as f64 / (max_levels + 2) as f64).collect::<Vec<_>>()}),
+            ),
+        ),
+        (
+            "compute.max_loops",
+            body(1, 8.0, json!({"compute": {"max_loops": max_loops as u64}})),
+            body(1, 8.0, json!({"compute": {"max_loops": max_loops as u64 + 1}})),
+        ),
+        (
+            "compute.min_loops",
+            body(1, 8.0, json!({"compute": {"min_loops": min_loops as u64}})),
+            body(1, 8.0, json!({"compute": {"min_loops": min_loops as u64 - 1}})),
+        ),
+        (
+            "compute.exit_threshold",
+            body(1, 8.0, json!({"compute": {"exit_threshold": 0.0}})),
+            body(1, 8.0, json!({"compute": {"exit_threshold": -0.1}})),
+        ),
+    ];
+    for (field, inside, outside) in cases {
+        let (status, _, answer) = server.post("/v1/forecast", &inside).await;
+        assert_eq!(status, 200, "{field} at its bound: {answer}");
+        let (status, _, problem) = server.post("/v1/forecast", &outside).await;
+        assert_eq!(status, 422, "{field} past its bound: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! The HTTP application: the router of every route (one module per family: the model's
 //! in [`model`], jobs and files in [`jobs`]; datasets and the console have their own),
-//! bearer-token auth, per-route metrics and the OpenAPI document.
+//! bearer-token auth and per-route metrics; the OpenAPI document in [`openapi`].
 
 use std::time::Instant;
 
@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 use crate::extract::BodyLimit;
 use crate::metrics;
@@ -22,6 +21,9 @@ use crate::{console, datasets};
 
 mod jobs;
 mod model;
+mod openapi;
+
+pub use openapi::openapi_json;
 
 /// The router of every endpoint, with auth (all but `/health` and the console's files),
 /// metrics, tracing, compression and the body limit.
@@ -41,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(model::models))
         .route("/ready", get(model::ready))
         .route("/metrics", get(model::metrics_text))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi::openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorise))
         .route("/health", get(model::health))
         .route("/", get(console::index))
@@ -87,43 +89,4 @@ async fn record(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     metrics::request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document")), security((), ("bearer" = [])))]
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
-}
-
-/// The OpenAPI document of the service, pretty-printed (what `schemas/openapi.json` holds).
-pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the document serialises") + "\n"
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "loopcast", description = "Forecasts, counterfactual what-ifs and capacity plans for operations telemetry."),
-    paths(model::forecast, model::whatif, model::plan, datasets::read_series, datasets::list_examples, datasets::get_example, jobs::post_job, jobs::list_jobs, jobs::get_job, jobs::delete_job, jobs::job_output, jobs::put_file, model::models, model::health, model::ready, model::metrics_text, openapi),
-    modifiers(&BearerAuth),
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "Needed only when the server has an API key (`api_key`, `LOOPCAST_API_KEY`); without one every route answers without it",
-                    ))
-                    .build(),
-            ),
-        );
-    }
 }
