@@ -46,11 +46,14 @@ impl From<Role> for ChannelRole {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
-    /// Channel name, unique within the series (e.g. `latency_p95_ms`, `replicas`).
+    /// Channel name, unique within the series (e.g. `latency_p95_ms`, `replicas`); not
+    /// blank.
+    #[schema(pattern = r"\S")]
     pub name: String,
     /// Role of the channel.
     pub role: ChannelRole,
-    /// History, one value per timestamp; `null` marks a missing value.
+    /// History, one value per timestamp (at least one); `null` marks a missing value.
+    #[schema(min_items = 1)]
     pub values: Vec<Option<f64>>,
     /// Known future values of an action or covariate, from the first forecast step on
     /// (at most `horizon`; `null` or absent cells are unknown). Not allowed on targets.
@@ -75,6 +78,7 @@ pub struct SeriesInput {
     #[serde(default)]
     pub frequency: Option<String>,
     /// Channels: at least one target; every `values` array as long as the history.
+    #[schema(min_items = 1)]
     pub channels: Vec<ChannelInput>,
 }
 
@@ -442,7 +446,12 @@ pub struct Status {
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// The input file (Parquet, CSV or Arrow IPC), relative to the service's data
-    /// directory; `uploads/<name>` for a file sent with `PUT /v1/files/{name}`.
+    /// directory; `uploads/<name>` for a file sent with `PUT /v1/files/{name}`. No leading
+    /// `/`, no `..`, and a telemetry file's extension (.parquet, .csv, .arrow, .arrows,
+    /// .ipc); it must exist when the job starts.
+    #[schema(
+        pattern = r"^(?![/\\])(?!(.*[/\\])?\.\.([/\\]|$))(.*[/\\])?[^/\\]+\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$"
+    )]
     pub input: String,
     /// `long` (one value per row: `series_id, timestamp, channel, value`) or `wide` (one
     /// column per channel; needs `mapping`).

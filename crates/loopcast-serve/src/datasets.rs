@@ -29,9 +29,15 @@ use crate::problem::Problem;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeriesQuery {
-    /// The file's name, used in messages and to tell its format by extension.
+    /// The file's name, used in messages and to tell its format by extension: its last
+    /// path component of letters, digits, `.`, `_`, `-` and spaces, not starting with `.`.
+    #[param(pattern = r"^(.*[/\\])?[A-Za-z0-9_ -][A-Za-z0-9._ -]{0,199}$")]
     name: Option<String>,
-    /// `parquet`, `csv` or `arrow` (default: from `Content-Type`, then from `name`).
+    /// `parquet`, `csv` or `arrow` (also `arrow_ipc`, `ipc`, `feather`; any case; default:
+    /// from `Content-Type`, then from `name`).
+    #[param(
+        pattern = r"^([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW](_[iI][pP][cC])?|[iI][pP][cC]|[fF][eE][aA][tT][hH][eE][rR])$"
+    )]
     format: Option<String>,
     /// `long` (`series_id, timestamp, channel, value`) or `wide` (one column per channel).
     #[serde(default)]

@@ -42,6 +42,10 @@ fn file_body(file: std::fs::File) -> Body {
     request_body = JobRequest,
     responses(
         (status = 202, description = "Queued; `Location` names the job", body = Job),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (only with an API key)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Jobs are off, or the runner stopped", body = Problem, content_type = "application/problem+json"),
     ),
@@ -137,7 +141,7 @@ pub(super) async fn job_output(
 #[utoipa::path(
     put,
     path = "/v1/files/{name}",
-    params(("name" = String, Path, description = "File name, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
+    params(("name" = String, Path, pattern = r"^(?=.{1,128}$)[A-Za-z0-9_-][A-Za-z0-9._-]*\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$", description = "File name: 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
     responses(
         (status = 201, description = "Stored; give `input` to `POST /v1/jobs`", body = Upload),
