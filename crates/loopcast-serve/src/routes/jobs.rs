@@ -14,6 +14,8 @@ use crate::extract::ApiJson;
 use crate::problem::Problem;
 use crate::state::AppState;
 
+use super::BodyErrors;
+
 /// The body of a file, streamed from disk in blocks.
 fn file_body(file: std::fs::File) -> Body {
     let blocks = futures::stream::unfold(Some(file), |file| async move {
@@ -42,10 +44,7 @@ fn file_body(file: std::fs::File) -> Body {
     request_body = JobRequest,
     responses(
         (status = 202, description = "Queued; `Location` names the job", body = Job),
-        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token (only with an API key)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Jobs are off, or the runner stopped", body = Problem, content_type = "application/problem+json"),
     ),

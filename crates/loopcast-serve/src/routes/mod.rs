@@ -90,3 +90,22 @@ async fn record(request: Request, next: Next) -> Response {
     metrics::request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
+
+/// The error answers of every route that reads a JSON body behind auth (its extractor's
+/// and the auth layer's).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+enum BodyErrors {
+    /// Not JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// Missing or wrong bearer token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Body over the limit
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Not `application/json`
+    #[response(status = 415, content_type = "application/problem+json")]
+    Unsupported(Problem),
+}

@@ -16,6 +16,8 @@ use crate::metrics;
 use crate::problem::Problem;
 use crate::state::AppState;
 
+use super::BodyErrors;
+
 /// Forecast every target channel of every series.
 #[utoipa::path(
     post,
@@ -27,7 +29,7 @@ use crate::state::AppState;
     responses((status = 200, description = "Quantile trajectories per series and target channel (`Accept: application/vnd.apache.arrow.stream`: rows `series_id, timestamp, channel, scenario, q…, mean, loops_used`)", content(
         (ForecastResponse = "application/json"),
         (Vec<u8> = "application/vnd.apache.arrow.stream"),
-    )), ModelErrors),
+    )), BodyErrors, ModelErrors),
     security((), ("bearer" = [])),
 )]
 pub(super) async fn forecast(
@@ -49,7 +51,7 @@ pub(super) async fn forecast(
     responses((status = 200, description = "One trajectory per plan and series, with its difference from the baseline (`Accept: application/vnd.apache.arrow.stream`: rows with the plan as `scenario`)", content(
         (WhatIfResponse = "application/json"),
         (Vec<u8> = "application/vnd.apache.arrow.stream"),
-    )), ModelErrors),
+    )), BodyErrors, ModelErrors),
     security((), ("bearer" = [])),
 )]
 pub(super) async fn whatif(
@@ -66,7 +68,7 @@ pub(super) async fn whatif(
     post,
     path = "/v1/plan",
     request_body = PlanRequest,
-    responses((status = 200, description = "The cheapest schedule found that keeps the bound (or, when none does, `feasible: false` and the least risky), its forecast and the cost/risk frontier", body = PlanResponse), ModelErrors),
+    responses((status = 200, description = "The cheapest schedule found that keeps the bound (or, when none does, `feasible: false` and the least risky), its forecast and the cost/risk frontier", body = PlanResponse), BodyErrors, ModelErrors),
     security((), ("bearer" = [])),
 )]
 pub(super) async fn plan(
@@ -76,22 +78,10 @@ pub(super) async fn plan(
     state.worker().plan(request).await.map(Json)
 }
 
-/// The error answers of every route that runs the model.
+/// The error answers of every route that runs the model, beside [`BodyErrors`].
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its OpenAPI description is used.
 pub(super) enum ModelErrors {
-    /// Not JSON
-    #[response(status = 400, content_type = "application/problem+json")]
-    Malformed(Problem),
-    /// Missing or wrong bearer token
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// Body over the limit
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// Not `application/json`
-    #[response(status = 415, content_type = "application/problem+json")]
-    Unsupported(Problem),
     /// A field is not acceptable (named in `field`)
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
