@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Component, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{Job, JobRequest, JobState, ScoreProgress, TableLayout, Upload};
 use crate::config::Jobs as JobsConfig;
+use crate::data_dir::{DataDir, UPLOADS, pin};
 use crate::metrics;
 use crate::problem::Problem;
 use crate::score::{ScoreError, ScoreSpec, score};
@@ -37,7 +38,7 @@ pub(crate) struct JobManager {
 
 #[derive(Debug)]
 struct Inner {
-    data_dir: PathBuf,
+    data: DataDir,
     chunk_series: usize,
     max_upload_bytes: usize,
     jobs: Mutex<BTreeMap<String, Job>>,
@@ -53,7 +54,7 @@ impl JobManager {
         let (queue, receiver) = mpsc::unbounded_channel();
         let manager = Self {
             inner: Arc::new(Inner {
-                data_dir: config.data_dir.clone(),
+                data: DataDir::new(config.data_dir.clone()),
                 chunk_series: config.chunk_series,
                 max_upload_bytes: config.max_upload_bytes,
                 jobs: Mutex::new(BTreeMap::new()),
@@ -80,7 +81,7 @@ impl JobManager {
     }
 
     fn jobs_dir(&self) -> PathBuf {
-        self.inner.data_dir.join("jobs")
+        self.inner.data.path().join("jobs")
     }
 
     fn job_dir(&self, id: &str) -> PathBuf {
@@ -137,19 +138,19 @@ impl JobManager {
                 "a wide table needs a mapping naming each column's role",
             ));
         }
-        let input = self.input_path(&request.input)?;
-        if !input.is_file() {
-            return Err(Problem::invalid(
-                "input",
-                format!("`{}` is not a file in the data directory", request.input),
-            ));
-        }
+        let extension = checked_input(&request.input)?;
+        // Opened beneath the data directory now, and pinned before the job exists: what
+        // the job reads can no longer change or lead out.
+        let input = self.inner.data.open_input("input", &request.input)?;
         let now = Utc::now();
         let id = format!(
             "{}-{}",
             now.format("%Y%m%dT%H%M%S%3f"),
             self.inner.sequence.fetch_add(1, Ordering::Relaxed)
         );
+        let internal = |e: std::io::Error| Problem::internal(format!("cannot pin the job's input: {e}"));
+        std::fs::create_dir_all(self.job_dir(&id)).map_err(internal)?;
+        pin(&input, &pinned(&self.job_dir(&id), &extension)).map_err(internal)?;
         let job = Job {
             id: id.clone(),
             state: JobState::Queued,
@@ -165,51 +166,6 @@ impl JobManager {
         self.inner.jobs.lock().expect("job table").insert(id.clone(), job.clone());
         self.inner.queue.send(id).map_err(|_| Problem::unavailable("the job runner has stopped"))?;
         Ok(job)
-    }
-
-    /// `input` resolved inside the data directory; refused when it would leave it (by
-    /// `..`, an absolute path or a symbolic link) or is not a telemetry file.
-    fn input_path(&self, input: &str) -> Result<PathBuf, Problem> {
-        let relative = std::path::Path::new(input);
-        if input.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(Problem::invalid(
-                "input",
-                format!("`{input}` must be a relative path inside the data directory, without `..`"),
-            ));
-        }
-        let extension = relative.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if !INPUT_EXTENSIONS.contains(&extension.as_str()) {
-            return Err(Problem::invalid(
-                "input",
-                format!("`{input}` is not a telemetry file (.parquet, .csv, .arrow, .arrows or .ipc)"),
-            ));
-        }
-        self.sealed(input, self.inner.data_dir.join(relative))
-    }
-
-    /// `path` (named `input` in errors) with every part that exists resolved, symbolic
-    /// links followed: refused when it lands outside the data directory. What does not
-    /// exist yet (an upload's target) keeps its name under its resolved folder.
-    fn sealed(&self, input: &str, path: PathBuf) -> Result<PathBuf, Problem> {
-        let Ok(root) = self.inner.data_dir.canonicalize() else {
-            // No data directory yet: nothing under it exists, so nothing can lead out.
-            return Ok(path);
-        };
-        let existing = path.ancestors().find(|a| a.symlink_metadata().is_ok()).unwrap_or(&path);
-        let resolved = existing
-            .canonicalize()
-            .map_err(|e| Problem::invalid("input", format!("`{input}` cannot be resolved: {e}")))?;
-        if !resolved.starts_with(&root) {
-            return Err(Problem::invalid(
-                "input",
-                format!(
-                    "`{input}` resolves outside the data directory (through a symbolic link); only \
-                     files inside it are read"
-                ),
-            ));
-        }
-        let rest = path.strip_prefix(existing).expect("an ancestor is a prefix");
-        Ok(if rest.as_os_str().is_empty() { resolved } else { resolved.join(rest) })
     }
 
     /// Job `id`.
@@ -235,13 +191,17 @@ impl JobManager {
             ));
         }
         self.flag(id).store(true, Ordering::SeqCst);
-        let parts = self.job_dir(id).join("parts");
+        let dir = self.job_dir(id);
+        let parts = dir.join("parts");
         let job = self
             .update(id, |job| {
                 if job.state == JobState::Queued {
                     // The parts go before the state turns final, so a client that sees
                     // `cancelled` never sees them.
                     let _ = std::fs::remove_dir_all(&parts);
+                    if let Ok(extension) = checked_input(&job.request.input) {
+                        let _ = std::fs::remove_file(pinned(&dir, &extension));
+                    }
                     job.state = JobState::Cancelled;
                     true
                 } else {
@@ -281,67 +241,50 @@ impl JobManager {
                 format!("`{name}` must be 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`"),
             ));
         }
-        let input = format!("uploads/{name}");
-        let target = self.input_path(&input).map_err(|p| p.moved("input", "name"))?;
-        let dir = target.parent().expect("uploads/ is the parent").to_path_buf();
-        let temporary =
-            dir.join(format!(".{name}.{}.tmp", self.inner.sequence.fetch_add(1, Ordering::Relaxed)));
+        let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+        let mut staged = self.inner.data.stage_upload("name", name, sequence)?;
         let internal = |e: std::io::Error| Problem::internal(format!("cannot store the upload: {e}"));
-        std::fs::create_dir_all(&dir).map_err(internal)?;
-        // A new file only: a link planted under the temporary name is not followed.
-        let mut file = Some(
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary).map_err(internal)?,
-        );
-        let result = async {
-            let mut stream = body.into_data_stream();
-            let (mut buffer, mut bytes) = (Vec::with_capacity(UPLOAD_BUFFER), 0u64);
-            loop {
-                let chunk = stream.next().await;
-                if let Some(chunk) = &chunk {
-                    let chunk: &Bytes = chunk
-                        .as_ref()
-                        .map_err(|e| Problem::malformed(format!("the upload broke off: {e}")))?;
-                    bytes += chunk.len() as u64;
-                    if bytes > self.inner.max_upload_bytes as u64 {
-                        // Read a little more before answering, so that a client still
-                        // sending gets the 413 rather than a reset connection.
-                        let mut drained = 0;
-                        while drained < UPLOAD_DRAIN {
-                            match stream.next().await {
-                                Some(Ok(more)) => drained += more.len(),
-                                _ => break,
-                            }
+        let mut stream = body.into_data_stream();
+        let (mut buffer, mut bytes) = (Vec::with_capacity(UPLOAD_BUFFER), 0u64);
+        loop {
+            let chunk = stream.next().await;
+            if let Some(chunk) = &chunk {
+                let chunk: &Bytes =
+                    chunk.as_ref().map_err(|e| Problem::malformed(format!("the upload broke off: {e}")))?;
+                bytes += chunk.len() as u64;
+                if bytes > self.inner.max_upload_bytes as u64 {
+                    // Read a little more before answering, so that a client still sending
+                    // gets the 413 rather than a reset connection.
+                    let mut drained = 0;
+                    while drained < UPLOAD_DRAIN {
+                        match stream.next().await {
+                            Some(Ok(more)) => drained += more.len(),
+                            _ => break,
                         }
-                        return Err(Problem::too_large_upload(self.inner.max_upload_bytes));
                     }
-                    buffer.extend_from_slice(chunk);
+                    return Err(Problem::too_large_upload(self.inner.max_upload_bytes));
                 }
-                if buffer.len() >= UPLOAD_BUFFER || (chunk.is_none() && !buffer.is_empty()) {
-                    let (mut open, data) =
-                        (file.take().expect("the file is open"), std::mem::take(&mut buffer));
-                    open = tokio::task::spawn_blocking(move || open.write_all(&data).map(|()| open))
-                        .await
-                        .map_err(|e| Problem::internal(e.to_string()))?
-                        .map_err(internal)?;
-                    file = Some(open);
-                }
-                if chunk.is_none() {
-                    break;
-                }
+                buffer.extend_from_slice(chunk);
             }
-            let open = file.take().expect("the file is open");
-            tokio::task::spawn_blocking(move || open.sync_all())
-                .await
-                .map_err(|e| Problem::internal(e.to_string()))?
-                .map_err(internal)?;
-            std::fs::rename(&temporary, &target).map_err(internal)?;
-            Ok(Upload { input: input.clone(), bytes })
+            if buffer.len() >= UPLOAD_BUFFER || (chunk.is_none() && !buffer.is_empty()) {
+                let (mut open, data) =
+                    (staged.take_file().expect("the file is open"), std::mem::take(&mut buffer));
+                open = tokio::task::spawn_blocking(move || open.write_all(&data).map(|()| open))
+                    .await
+                    .map_err(|e| Problem::internal(e.to_string()))?
+                    .map_err(internal)?;
+                staged.put_file(open);
+            }
+            if chunk.is_none() {
+                break;
+            }
         }
-        .await;
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temporary);
-        }
-        result
+        // Dropped unfinished (an error above, a client gone), the staged file is removed.
+        tokio::task::spawn_blocking(move || staged.commit())
+            .await
+            .map_err(|e| Problem::internal(e.to_string()))?
+            .map_err(internal)?;
+        Ok(Upload { input: format!("{UPLOADS}/{name}"), bytes })
     }
 
     /// Runs job `id` if it is still queued.
@@ -360,17 +303,41 @@ impl JobManager {
             return;
         }
         let dir = self.job_dir(id);
-        // Checked again as it is read: a link may have replaced the file since it was
-        // submitted, or since a server that stopped mid-job took it.
-        let result = match self.input_path(&job.request.input) {
-            Ok(input) => self.score_job(worker, &job, input).await,
-            Err(problem) => Err(problem.into()),
+        let input = match self.pinned_input(&job) {
+            Ok(input) => input,
+            Err(problem) => {
+                self.end(id, Err(problem.into()), None);
+                return;
+            }
         };
+        let result = self.score_job(worker, &job, input.clone()).await;
         if matches!(result, Err(ScoreError::Cancelled { .. })) {
             // Removed before the state turns final, so a client that sees `cancelled`
             // never sees them.
             let _ = std::fs::remove_dir_all(dir.join("parts"));
         }
+        // An ended job never reads its input again.
+        let _ = std::fs::remove_file(&input);
+        self.end(id, result, Some(&input));
+    }
+
+    /// The pinned input of `job`, pinned now for a job submitted before pins existed.
+    fn pinned_input(&self, job: &Job) -> Result<PathBuf, Problem> {
+        let extension = checked_input(&job.request.input)?;
+        let path = pinned(&self.job_dir(&job.id), &extension);
+        if !path.exists() {
+            // Parts a server before pins left were scored from the named file, under
+            // another spec: the job starts over from its pin.
+            let _ = std::fs::remove_dir_all(self.job_dir(&job.id).join("parts"));
+            let input = self.inner.data.open_input("input", &job.request.input)?;
+            pin(&input, &path).map_err(|e| Problem::internal(format!("cannot pin the job's input: {e}")))?;
+        }
+        Ok(path)
+    }
+
+    /// Records how job `id` ended; an error that names the job's pinned input `pin` names
+    /// the file the client named instead.
+    fn end(&self, id: &str, result: Result<ScoreProgress, ScoreError>, pin: Option<&Path>) {
         self.update(id, |job| {
             match result {
                 Ok(done) => {
@@ -381,7 +348,11 @@ impl JobManager {
                 Err(ScoreError::Cancelled { .. }) => job.state = JobState::Cancelled,
                 Err(e) => {
                     job.state = JobState::Failed;
-                    job.error = Some(e.to_string());
+                    let message = e.to_string();
+                    job.error = Some(match pin {
+                        Some(pin) => message.replace(&pin.display().to_string(), &job.request.input),
+                        None => message,
+                    });
                 }
             }
             true
@@ -427,6 +398,32 @@ impl JobManager {
         score(worker, &spec, &dir.join("parts"), &output, self.inner.chunk_series, &cancel, &mut progress)
             .await
     }
+}
+
+/// The extension of job input `input` once it is known to be a relative path inside the
+/// data directory, without `..`, naming a telemetry file.
+fn checked_input(input: &str) -> Result<String, Problem> {
+    let relative = Path::new(input);
+    if input.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(Problem::invalid(
+            "input",
+            format!("`{input}` must be a relative path inside the data directory, without `..`"),
+        ));
+    }
+    let extension = relative.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if !INPUT_EXTENSIONS.contains(&extension.as_str()) {
+        return Err(Problem::invalid(
+            "input",
+            format!("`{input}` is not a telemetry file (.parquet, .csv, .arrow, .arrows or .ipc)"),
+        ));
+    }
+    Ok(extension)
+}
+
+/// Where a job in `job_dir` keeps its pinned input (the extension tells the reader the
+/// format).
+fn pinned(job_dir: &Path, extension: &str) -> PathBuf {
+    job_dir.join(format!("input.{extension}"))
 }
 
 /// Runs queued jobs one at a time, for as long as the service runs.

@@ -15,6 +15,7 @@ mod arrow_io;
 mod batcher;
 mod config;
 mod console;
+mod data_dir;
 mod datasets;
 mod extract;
 mod forecasting;

@@ -187,21 +187,23 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
 
 /// The data directory is sealed: a job input or an upload that a symbolic link leads out of
 /// it (a linked file, a linked folder, a linked `uploads/`) is refused with the field named,
-/// a link that stays inside is followed, and a file swapped for an outward link after its
-/// job was queued fails the job when it starts rather than being read.
+/// so is an absolute link, a relative link that stays inside is followed, and a job reads the file it was submitted with: a
+/// file swapped for an outward link after its job was queued changes nothing it reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symbolic_links_do_not_lead_out_of_the_data_directory() {
     use std::os::unix::fs::symlink;
     let (data, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    write_fleet(&outside.path().join("secret.parquet"), 2, 300);
+    // Three series outside, two in every file inside: a job's series count says which it read.
+    write_fleet(&outside.path().join("secret.parquet"), 3, 300);
     write_fleet(&data.path().join("fleet.parquet"), 40, 300);
     write_fleet(&data.path().join("queued.parquet"), 2, 300);
     symlink(outside.path().join("secret.parquet"), data.path().join("linked.parquet")).unwrap();
     symlink(outside.path(), data.path().join("elsewhere")).unwrap();
-    symlink(data.path().join("queued.parquet"), data.path().join("inner.parquet")).unwrap();
+    symlink("queued.parquet", data.path().join("inner.parquet")).unwrap();
+    symlink(data.path().join("queued.parquet"), data.path().join("absolute.parquet")).unwrap();
     let server = Server::start(config(data.path(), 1)).await;
 
-    for input in ["linked.parquet", "elsewhere/secret.parquet"] {
+    for input in ["linked.parquet", "elsewhere/secret.parquet", "absolute.parquet"] {
         let (status, _, problem) = server.post("/v1/jobs", &json!({"input": input, "horizon": 8})).await;
         assert_eq!((status, problem["field"].as_str()), (422, Some("input")), "{input}: {problem}");
         assert!(problem["detail"].as_str().unwrap().contains("outside the data directory"), "{problem}");
@@ -220,8 +222,8 @@ async fn symbolic_links_do_not_lead_out_of_the_data_directory() {
     let response = server.client.delete(server.url(&format!("/v1/jobs/{long}"))).send().await.unwrap();
     assert_eq!(response.status(), 202);
     let swapped = wait(&server, swapped["id"].as_str().unwrap()).await;
-    assert_eq!(swapped["state"], "failed", "{swapped}");
-    assert!(swapped["error"].as_str().unwrap().contains("outside the data directory"), "{swapped}");
+    assert_eq!(swapped["state"], "succeeded", "{swapped}");
+    assert_eq!(swapped["progress"]["series"], 2, "the job read the file it was submitted with: {swapped}");
 
     // An `uploads/` folder that leads out of the directory takes no upload.
     symlink(outside.path(), data.path().join("uploads")).unwrap();
@@ -229,5 +231,62 @@ async fn symbolic_links_do_not_lead_out_of_the_data_directory() {
     let (status, _, problem) = common::split(put.send().await.unwrap()).await;
     assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
     assert!(!outside.path().join("new.parquet").exists(), "nothing written outside");
+    server.stop().await;
+}
+
+/// The open is race-free: while another thread swaps a job's input between a file inside
+/// the directory and an outward link as fast as it can (each swap one atomic rename, so
+/// the name always exists), every submission is either refused as leading outside or
+/// scores the inside file; none reads the file outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_swapped_for_an_outward_link_while_jobs_are_submitted_is_never_read() {
+    use std::os::unix::fs::symlink;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (data, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_fleet(&outside.path().join("secret.parquet"), 3, 200);
+    write_fleet(&data.path().join("inside.parquet"), 2, 200);
+    std::fs::copy(data.path().join("inside.parquet"), data.path().join("racy.parquet")).unwrap();
+    let server = Server::start(config(data.path(), 4)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (dir, secret, stop) =
+            (data.path().to_path_buf(), outside.path().join("secret.parquet"), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let staged = dir.join(".staged");
+                if swaps.is_multiple_of(2) {
+                    symlink(&secret, &staged).unwrap();
+                } else {
+                    std::fs::hard_link(dir.join("inside.parquet"), &staged).unwrap();
+                }
+                std::fs::rename(&staged, dir.join("racy.parquet")).unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for _ in 0..60 {
+        let (status, _, answer) =
+            server.post("/v1/jobs", &json!({"input": "racy.parquet", "horizon": 8})).await;
+        if status == 422 {
+            assert!(answer["detail"].as_str().unwrap().contains("outside the data directory"), "{answer}");
+            refused += 1;
+        } else {
+            assert!(status < 300, "{status}: {answer}");
+            accepted.push(answer["id"].as_str().unwrap().to_string());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 60, "the file was swapped while jobs came in ({swaps} swaps)");
+    assert!(refused > 0 && !accepted.is_empty(), "both sides of the race were hit: {refused} refused");
+    for id in &accepted {
+        let job = wait(&server, id).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["progress"]["series"], 2, "the job read the inside file: {job}");
+    }
     server.stop().await;
 }
