@@ -90,13 +90,6 @@ pub struct ModelConfig {
     /// (checkpoints before it existed): no such memory.
     #[serde(default, skip_serializing_if = "is_false")]
     pub departure_memory: bool,
-    /// A knee beside the ratio effects' linear terms: a hidden layer over every action
-    /// channel's departure and its memory, whose units switch on where the target's state
-    /// puts their thresholds, so an effect can grow faster than the departure (a queue
-    /// near saturation) or vanish below a margin (an idle service). Needs ratio effects.
-    /// `false` (checkpoints before it existed): no such term.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub knee_effects: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -221,7 +214,6 @@ impl ModelConfig {
             relative_effects: false,
             expected_plan: false,
             departure_memory: false,
-            knee_effects: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,
@@ -333,9 +325,6 @@ impl ModelConfig {
         }
         if self.departure_memory && self.effect_units != EffectUnits::Ratio {
             return fail("`departure_memory = true` needs `effect_units = \"ratio\"`".to_string());
-        }
-        if self.knee_effects && self.effect_units != EffectUnits::Ratio {
-            return fail("`knee_effects = true` needs `effect_units = \"ratio\"`".to_string());
         }
         Ok(())
     }

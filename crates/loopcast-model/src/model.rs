@@ -300,10 +300,10 @@ impl LoopedWorldModel {
     /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the
     /// saved config must be `config` but for the interval scale (fitted after training),
     /// the relative action path (`ModelConfig::relative_effects`), the expected plan's
-    /// head (`ModelConfig::expected_plan`), the departure memory
-    /// (`ModelConfig::departure_memory`) and the knee (`ModelConfig::knee_effects`), which
-    /// `config` may add and which then keep their fresh weights. `Ok(None)` when the
-    /// configs differ in anything else.
+    /// head (`ModelConfig::expected_plan`) and the departure memory
+    /// (`ModelConfig::departure_memory`), which `config` may add and which then keep
+    /// their fresh weights. `Ok(None)` when the configs differ in
+    /// anything else.
     pub fn load_into(
         dir: impl AsRef<Path>,
         config: &ModelConfig,
@@ -313,27 +313,23 @@ impl LoopedWorldModel {
         let adds_path = config.relative_effects && !saved.config.relative_effects;
         let adds_plan = config.expected_plan && !saved.config.expected_plan;
         let adds_memory = config.departure_memory && !saved.config.departure_memory;
-        let adds_knee = config.knee_effects && !saved.config.knee_effects;
         let comparable = ModelConfig {
             interval_scale: config.interval_scale,
             effect_widening: config.effect_widening,
             relative_effects: config.relative_effects,
             expected_plan: config.expected_plan,
             departure_memory: config.departure_memory,
-            knee_effects: config.knee_effects,
             ..saved.config.clone()
         };
         let drops = (saved.config.relative_effects && !config.relative_effects)
             || (saved.config.expected_plan && !config.expected_plan)
-            || (saved.config.departure_memory && !config.departure_memory)
-            || (saved.config.knee_effects && !config.knee_effects);
+            || (saved.config.departure_memory && !config.departure_memory);
         if &comparable != config || drops {
             return Ok(None);
         }
         let network = if adds_path { saved.network.with_relative_path(device) } else { saved.network };
         let network = if adds_plan { network.with_plan_head(device) } else { network };
         let network = if adds_memory { network.with_departure_memory(device) } else { network };
-        let network = if adds_knee { network.with_knee(device) } else { network };
         Ok(Some(Self::from_network(network, config.clone(), device)))
     }
 

@@ -71,11 +71,6 @@ impl Network {
                     let exponent = match self.memory_exponent(inputs, &normed, &tokens, &ids) {
                         Some(memory) => exponent + memory,
                         None => exponent,
-                    };
-                    let knee_tokens = norm.forward(actions.clone().select(2, ids.clone()));
-                    let exponent = match self.knee_exponent(inputs, &normed, knee_tokens, &ids) {
-                        Some(knee) => exponent + knee,
-                        None => exponent,
                     }
                     .clamp(-3.0, 3.0);
                     let t =

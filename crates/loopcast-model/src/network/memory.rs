@@ -56,7 +56,7 @@ impl Network {
 /// minimum of their negative parts, and their sum fading by half every [`HALF_LIFE`]
 /// steps. A single step's departure stays in the first two after it, and fades in the
 /// third.
-pub(super) fn departure_features(departures: Tensor<3>) -> [Tensor<3>; MEMORY_FEATURES] {
+fn departure_features(departures: Tensor<3>) -> [Tensor<3>; MEMORY_FEATURES] {
     let [_, _, len] = departures.dims();
     let decay = 0.5f32.powf(1.0 / HALF_LIFE);
     // `kernel[τ, s] = decay^(s − τ)` for `s ≥ τ`: the sum at `s` of what departed at `τ`.

@@ -16,7 +16,6 @@ use crate::{EffectUnits, ModelConfig};
 mod decode;
 mod encode;
 mod inputs;
-mod knee;
 mod memory;
 mod relative;
 mod rollout;
@@ -148,8 +147,6 @@ pub struct Network {
     /// the coefficients of its features ([`memory::MEMORY_FEATURES`]), each a bilinear
     /// form with the direct path's action tokens.
     memory_sides: Vec<Linear>,
-    /// The knee of ratio effects (`ModelConfig::knee_effects`, [`knee`]).
-    knee: Option<knee::Knee>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -229,7 +226,6 @@ impl Network {
             plan_norm: None,
             plan_head: None,
             memory_sides: Vec::new(),
-            knee: None,
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
@@ -237,7 +233,6 @@ impl Network {
         };
         let network = if config.expected_plan { network.with_plan_head(device) } else { network };
         let network = if config.departure_memory { network.with_departure_memory(device) } else { network };
-        let network = if config.knee_effects { network.with_knee(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
     }
 
