@@ -5,6 +5,9 @@
 //! cargo run --release --example load -- load http://127.0.0.1:8080 16 10
 //! # what-if cost: one what-if with K plans against K separate forecasts
 //! cargo run --release --example load -- whatif http://127.0.0.1:8080 1,8,64
+//! # soak: mixed forecasts, what-ifs and plans for S seconds at concurrency C, the
+//! # server's (process PID's) resident memory sampled every 10 s (`scripts/soak.sh`)
+//! cargo run --release --example load -- soak http://127.0.0.1:8080 64 600 PID
 //! ```
 //!
 //! The standard request is `examples/requests/forecast.json` (two services, 288 steps of
@@ -14,10 +17,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn standard() -> Value {
-    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/requests/forecast.json"))
-        .expect("examples/requests/forecast.json");
+/// The example request `examples/requests/<name>.json`.
+fn example(name: &str) -> Value {
+    let path = format!("{}/../../examples/requests/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_slice(&text).expect("the example is JSON")
+}
+
+fn standard() -> Value {
+    example("forecast")
 }
 
 /// Sends `body` to `url`; the latency when the answer is 200.
@@ -143,13 +151,101 @@ async fn whatif(base: &str, ks: &[usize]) {
     }
 }
 
+/// Seconds between memory samples of the soak.
+const SAMPLE_EVERY: u64 = 10;
+
+/// Resident memory of process `pid` in MiB (`VmRSS` of `/proc/<pid>/status`).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server is running");
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("a VmRSS line");
+    kib / 1024.0
+}
+
+/// `concurrency` clients in a closed loop for `seconds`, each cycling through forecasts
+/// (7 in 10 requests), what-ifs (2) and plans (1) of the example requests, while the
+/// resident memory of `pid` is sampled every [`SAMPLE_EVERY`] seconds: one line per
+/// sample, then a summary whose `growth` compares the highest sample after the first
+/// fifth of the run (the warm-up) with the first sample after it.
+async fn soak(base: &str, concurrency: usize, seconds: u64, pid: u32) {
+    let bodies: Vec<(String, Vec<u8>)> = ["forecast", "whatif", "plan"]
+        .iter()
+        .map(|name| {
+            let url = format!("{base}/v1/{name}");
+            (url, serde_json::to_vec(&example(name)).expect("serialises"))
+        })
+        .collect();
+    let mix = [0, 0, 0, 1, 0, 0, 2, 0, 1, 0];
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (client, bodies) = (client.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let (mut served, mut refused) = ([0usize; 3], 0usize);
+                let mut turn = worker;
+                while Instant::now() < until {
+                    let kind = mix[turn % mix.len()];
+                    turn += 1;
+                    let (url, body) = &bodies[kind];
+                    match send(&client, url, body).await {
+                        Some(_) => served[kind] += 1,
+                        None => refused += 1,
+                    }
+                }
+                (served, refused)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    while Instant::now() < until {
+        let at = started.elapsed().as_secs_f64();
+        let rss = rss_mib(pid);
+        println!("{}", json!({"mode": "soak", "seconds": at, "rss_mib": rss}));
+        samples.push((at, rss));
+        tokio::time::sleep(Duration::from_secs(SAMPLE_EVERY)).await;
+    }
+    let (mut served, mut refused) = ([0usize; 3], 0);
+    for worker in workers {
+        let (s, r) = worker.await.expect("a worker");
+        for (total, more) in served.iter_mut().zip(s) {
+            *total += more;
+        }
+        refused += r;
+    }
+    samples.push((started.elapsed().as_secs_f64(), rss_mib(pid)));
+    let warm = seconds as f64 / 5.0;
+    let after: Vec<f64> = samples.iter().filter(|(at, _)| *at >= warm).map(|(_, rss)| *rss).collect();
+    let first = after.first().copied().unwrap_or(f64::NAN);
+    let highest = after.iter().copied().fold(f64::NAN, f64::max);
+    println!(
+        "{}",
+        json!({
+            "mode": "soak_summary", "concurrency": concurrency, "seconds": seconds,
+            "forecasts": served[0], "whatifs": served[1], "plans": served[2], "not_ok": refused,
+            "rss_start_mib": samples[0].1, "rss_after_warmup_mib": first, "rss_highest_after_mib": highest,
+            "rss_end_mib": samples.last().map_or(f64::NAN, |s| s.1), "growth": highest / first - 1.0,
+        })
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: load load URL CONCURRENCY SECONDS | load whatif URL K1,K2,…";
+    let usage = "usage: load load URL CONCURRENCY SECONDS | load whatif URL K1,K2,… | load soak URL \
+                 CONCURRENCY SECONDS PID";
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["load", url, concurrency, seconds] => {
             load(url, concurrency.parse().expect(usage), seconds.parse().expect(usage)).await;
+        }
+        ["soak", url, concurrency, seconds, pid] => {
+            let (concurrency, seconds) = (concurrency.parse().expect(usage), seconds.parse().expect(usage));
+            soak(url, concurrency, seconds, pid.parse().expect(usage)).await;
         }
         ["whatif", url, ks] => {
             let ks: Vec<usize> = ks.split(',').map(|k| k.parse().expect(usage)).collect();

@@ -241,6 +241,8 @@ impl JobManager {
                 format!("`{name}` must be 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`"),
             ));
         }
+        // A job can read nothing else.
+        checked_input(name).map_err(|p| p.moved("input", "name"))?;
         let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
         let mut staged = self.inner.data.stage_upload("name", name, sequence)?;
         let internal = |e: std::io::Error| Problem::internal(format!("cannot store the upload: {e}"));
@@ -278,6 +280,9 @@ impl JobManager {
             if chunk.is_none() {
                 break;
             }
+        }
+        if bytes == 0 {
+            return Err(Problem::invalid("body", "the upload is empty: send the file's bytes as the body"));
         }
         // Dropped unfinished (an error above, a client gone), the staged file is removed.
         tokio::task::spawn_blocking(move || staged.commit())

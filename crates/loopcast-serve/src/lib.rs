@@ -69,6 +69,9 @@ pub async fn serve(
     state.start_jobs(&config.jobs);
     let app = router(state);
     metrics::handle();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let upkeep = tokio::spawn(metrics::upkeep());
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    upkeep.abort();
+    served?;
     Ok(())
 }

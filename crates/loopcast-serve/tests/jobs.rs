@@ -157,6 +157,14 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
         |name: &str, bytes: Vec<u8>| server.client.put(server.url(&format!("/v1/files/{name}"))).body(bytes);
     let (status, _, problem) = common::split(put(".hidden.parquet", vec![1]).send().await.unwrap()).await;
     assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
+    let (status, _, problem) = common::split(put("notes.txt", vec![1]).send().await.unwrap()).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("not a telemetry file"), "{problem}");
+    let (status, _, problem) = common::split(put("empty.parquet", Vec::new()).send().await.unwrap()).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("body")), "{problem}");
+    assert!(!data.path().join("uploads/empty.parquet").exists(), "no empty file stored");
+    let leftovers = std::fs::read_dir(data.path().join("uploads")).unwrap().count();
+    assert_eq!(leftovers, 0, "no temporary file left behind");
     // Its own client: the server stops reading a refused upload and closes the connection.
     let big = reqwest::Client::new().put(server.url("/v1/files/big.parquet")).body(vec![0; 5 << 20]);
     let (status, headers, problem) = common::split(big.send().await.unwrap()).await;

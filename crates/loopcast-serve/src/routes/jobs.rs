@@ -141,11 +141,11 @@ pub(super) async fn job_output(
     put,
     path = "/v1/files/{name}",
     params(("name" = String, Path, pattern = r"^(?=.{1,128}$)[A-Za-z0-9_-][A-Za-z0-9._-]*\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$", description = "File name: 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (at least one)"),
     responses(
         (status = 201, description = "Stored; give `input` to `POST /v1/jobs`", body = Upload),
         (status = 413, description = "Over `jobs.max_upload_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad name, an empty body, or an `uploads` folder that leads out of the data directory (named in `field`)", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])),
 )]
