@@ -148,9 +148,11 @@ impl JobManager {
             now.format("%Y%m%dT%H%M%S%3f"),
             self.inner.sequence.fetch_add(1, Ordering::Relaxed)
         );
-        let internal = |e: std::io::Error| Problem::internal(format!("cannot pin the job's input: {e}"));
-        std::fs::create_dir_all(self.job_dir(&id)).map_err(internal)?;
-        pin(&input, &pinned(&self.job_dir(&id), &extension)).map_err(internal)?;
+        let dir = self.job_dir(&id);
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| pin(&input, &pinned(&dir, &extension))) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Problem::internal(format!("cannot pin the job's input: {e}")));
+        }
         let job = Job {
             id: id.clone(),
             state: JobState::Queued,
@@ -321,9 +323,10 @@ impl JobManager {
             // never sees them.
             let _ = std::fs::remove_dir_all(dir.join("parts"));
         }
-        // An ended job never reads its input again.
-        let _ = std::fs::remove_file(&input);
         self.end(id, result, Some(&input));
+        // An ended job never reads its input again (removed once the end is on disk: a
+        // server stopping in between leaves a pin behind, never a running job without one).
+        let _ = std::fs::remove_file(&input);
     }
 
     /// The pinned input of `job`, pinned now for a job submitted before pins existed.
