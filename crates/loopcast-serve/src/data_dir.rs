@@ -50,7 +50,13 @@ impl DataDir {
     pub(crate) fn open_input(&self, field: &str, input: &str) -> Result<File, Problem> {
         let root =
             self.open().map_err(|e| Problem::internal(format!("cannot open the data directory: {e}")))?;
-        let file = root.open(input).map_err(|e| refusal(field, input, &e))?.into_std();
+        let mut options = OpenOptions::new();
+        options.read(true);
+        // Without waiting: opening a named pipe for reading would block until a writer
+        // came; it opens at once and is then refused as not a file.
+        #[cfg(target_os = "linux")]
+        cap_std::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let file = root.open_with(input, &options).map_err(|e| refusal(field, input, &e))?.into_std();
         let metadata = file.metadata().map_err(|e| refusal(field, input, &e))?;
         if !metadata.is_file() {
             return Err(Problem::invalid(field, format!("`{input}` is not a file in the data directory")));
@@ -197,6 +203,21 @@ mod tests {
         let mut text = String::new();
         File::open(&pinned).unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "first");
+    }
+
+    /// A named pipe (or a folder) in the data directory is refused as not a file, at once:
+    /// opening a pipe for reading must not wait for a writer.
+    #[test]
+    fn a_named_pipe_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().to_path_buf());
+        let made = std::process::Command::new("mkfifo").arg(dir.path().join("pipe.csv")).status().unwrap();
+        assert!(made.success());
+        std::fs::create_dir(dir.path().join("folder.csv")).unwrap();
+        for name in ["pipe.csv", "folder.csv"] {
+            let problem = data.open_input("input", name).unwrap_err();
+            assert!(problem.detail.contains("is not a file in the data directory"), "{name}: {problem:?}");
+        }
     }
 
     /// Where no link can be made (here, because a file already holds the pin's name), a
