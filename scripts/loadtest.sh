@@ -11,32 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 port=${LOOPCAST_LOADTEST_PORT:-18080}
-url="http://127.0.0.1:$port"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-# One build of everything (the same feature set as the tests, so nothing rebuilds).
-cargo build --release --workspace --all-targets --quiet
-bin="$CARGO_TARGET_DIR/release/loopcast"
-load="$CARGO_TARGET_DIR/release/examples/load"
-data=$(mktemp -d)
-trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$data"' EXIT
+# shellcheck source=scripts/local-server.sh
+source scripts/local-server.sh
 
-start_server() {
-    "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" 2>/dev/null &
-    server=$!
-    for _ in $(seq 1 200); do
-        curl -fsS "$url/ready" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "the server did not become ready" >&2
-    exit 1
-}
-
-stop_server() {
-    kill "$server"
-    wait "$server" 2>/dev/null || true
-}
-
-echo "# $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+machine
 printf '[batching]\nmax_wait_ms = 0\n' > "$data/no-wait.toml"
 for batching in on on-no-wait off; do
     case $batching in
