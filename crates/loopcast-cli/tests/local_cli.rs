@@ -121,7 +121,7 @@ fn score_resumes_after_ctrl_c_and_shards_partition_the_series() {
     // Bad settings exit 65 naming the setting or the file; a bad shard is a usage error.
     let elsewhere = dir.path().join("x.parquet");
     let elsewhere = elsewhere.to_str().unwrap();
-    let out = loopcast(&["score", fleet, "--horizon", "16", "--quantiles", "0.9,0.1", "-o", elsewhere]);
+    let out = loopcast(&["score", fleet, "--horizon", "16", "--quantiles", "0.5,0.5", "-o", elsewhere]);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(stderr(&out).contains("quantiles[1]"), "{}", stderr(&out));
     let missing = dir.path().join("missing.parquet");

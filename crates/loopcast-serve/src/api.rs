@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use loopcast_core::{ChannelMapping, Role};
+use loopcast_core::{Aggregation, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::objects::{object, objects, optional_object};
 
 /// What a channel is to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -74,11 +76,13 @@ pub struct SeriesInput {
     /// First timestamp of the history, with `frequency`, instead of `timestamps`.
     #[serde(default)]
     pub start: Option<DateTime<Utc>>,
-    /// Grid step (`1m`, `5m`, `1h`, `1d`, …); inferred from `timestamps` when absent.
+    /// Grid step: an optional count (1 to 999,999) and a unit, lower case (`1m`, `5m`,
+    /// `15min`, `1h`, `1d`, `1w`, `1mo`, `1q`, `1y`); inferred from `timestamps` when absent.
     #[serde(default)]
     pub frequency: Option<String>,
     /// Channels: at least one target; every `values` array as long as the history.
     #[schema(min_items = 1)]
+    #[serde(deserialize_with = "objects")]
     pub channels: Vec<ChannelInput>,
 }
 
@@ -114,15 +118,16 @@ pub struct ComputeOptions {
 #[serde(deny_unknown_fields)]
 pub struct ForecastRequest {
     /// Series to forecast (each with its own history and channels).
+    #[serde(deserialize_with = "objects")]
     pub series: Vec<SeriesInput>,
     /// Steps to forecast.
     pub horizon: usize,
-    /// Quantile levels to return, strictly increasing, within the model's range
-    /// (default: the model's levels).
+    /// Quantile levels to return: distinct, within the model's range, in any order
+    /// (answered in increasing order; default: the model's levels).
     #[serde(default)]
     pub quantiles: Option<Vec<f64>>,
     /// Loop limits and exit threshold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub compute: ComputeOptions,
     /// Unknown future action cells.
     #[serde(default)]
@@ -146,19 +151,21 @@ pub struct PlanInput {
 #[serde(deny_unknown_fields)]
 pub struct WhatIfRequest {
     /// Series whose histories are encoded once for all plans.
+    #[serde(deserialize_with = "objects")]
     pub series: Vec<SeriesInput>,
     /// Steps to forecast.
     pub horizon: usize,
     /// Candidate plans, applied to every series.
+    #[serde(deserialize_with = "objects")]
     pub plans: Vec<PlanInput>,
     /// The plan others are compared with (default: the first).
     #[serde(default)]
     pub baseline: Option<String>,
-    /// Quantile levels to return (default: the model's levels).
+    /// Quantile levels to return, as in a forecast (default: the model's levels).
     #[serde(default)]
     pub quantiles: Option<Vec<f64>>,
     /// Loop limits and exit threshold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub compute: ComputeOptions,
     /// Unknown future action cells.
     #[serde(default)]
@@ -214,21 +221,25 @@ pub struct PlanConstraint {
 pub struct PlanRequest {
     /// The series to plan for: its history, and the known future of channels the search
     /// does not set.
+    #[serde(deserialize_with = "object")]
     pub series: SeriesInput,
     /// Steps to plan.
     pub horizon: usize,
     /// The channels the search sets, each with its range, step, change interval and cost.
+    #[serde(deserialize_with = "objects")]
     pub actions: Vec<ActionSpace>,
     /// The bound every step must keep.
+    #[serde(deserialize_with = "object")]
     pub constraint: PlanConstraint,
     /// Most schedules to evaluate (default and cap: `limits.max_plan_candidates`).
     #[serde(default)]
     pub max_candidates: Option<usize>,
-    /// Quantile levels of the returned trajectories (default: the model's levels).
+    /// Quantile levels of the returned trajectories, as in a forecast (default: the
+    /// model's levels).
     #[serde(default)]
     pub quantiles: Option<Vec<f64>>,
     /// Loop limits and exit threshold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub compute: ComputeOptions,
     /// Unknown future cells of actions the search does not set.
     #[serde(default)]
@@ -448,7 +459,8 @@ pub struct JobRequest {
     /// The input file (Parquet, CSV or Arrow IPC), relative to the service's data
     /// directory; `uploads/<name>` for a file sent with `PUT /v1/files/{name}`. No leading
     /// `/`, no `..`, and a telemetry file's extension (.parquet, .csv, .arrow, .arrows,
-    /// .ipc); it must exist when the job starts.
+    /// .ipc); it must exist at submission (404 otherwise), and the job reads it as it was
+    /// then.
     #[schema(
         pattern = r"^(?![/\\])(?!(.*[/\\])?\.\.([/\\]|$))(.*[/\\])?[^/\\]+\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$"
     )]
@@ -458,22 +470,91 @@ pub struct JobRequest {
     #[serde(default)]
     pub layout: TableLayout,
     /// Channel roles and column names, as in a mapping file (`{"channels": {"cpu":
-    /// "target", "replicas": "action"}}`); without it every channel of a long file is a
-    /// target.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub mapping: Option<ChannelMapping>,
+    /// "target", "replicas": "action"}}`); without it the roles come from a `role` column,
+    /// or else every channel of a long file is a target.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub mapping: Option<MappingInput>,
     /// Steps to forecast after each series' last observed target value.
     pub horizon: usize,
-    /// Quantile levels of the output columns (default: the model's levels).
+    /// Quantile levels of the output columns, as in a forecast (default: the model's
+    /// levels).
     #[serde(default)]
     pub quantiles: Option<Vec<f64>>,
     /// Loop limits and exit threshold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub compute: ComputeOptions,
     /// Unknown future action cells.
     #[serde(default)]
     pub missing_actions: MissingActionsInput,
+}
+
+/// A job's mapping, as a mapping file says it: which column holds what, and every
+/// channel's role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingInput {
+    /// Column of the series identifier (default: `series_id`, `unique_id` or `item_id`).
+    #[serde(default)]
+    pub series_id: Option<String>,
+    /// Column of the timestamp (default: `timestamp` or `ds`).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Grid step, spelled as a series' `frequency` (default: inferred from the data).
+    #[serde(default)]
+    pub frequency: Option<String>,
+    /// Channel (or wide column) name → its role, or its role and settings.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelEntryInput>,
+}
+
+/// One channel of a mapping: its role alone, or with settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChannelEntryInput {
+    /// The role; aggregation and future knowledge take the role's defaults.
+    Role(ChannelRole),
+    /// The role and settings.
+    Detailed(#[serde(deserialize_with = "object")] ChannelSettingsInput),
+}
+
+/// A mapped channel's role and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettingsInput {
+    /// Role of the channel.
+    pub role: ChannelRole,
+    /// How values within one grid cell combine (default by role: `last` for actions,
+    /// `mean` otherwise).
+    #[serde(default)]
+    pub aggregation: Option<AggregationInput>,
+    /// Whether future values are known (default: true for actions, false otherwise).
+    #[serde(default)]
+    pub known_future: Option<bool>,
+}
+
+/// How values within one grid cell combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregationInput {
+    /// Arithmetic mean (gauges).
+    Mean,
+    /// Sum (counts per interval).
+    Sum,
+    /// The latest value (actions, set-points).
+    Last,
+    /// The maximum (peaks).
+    Max,
+}
+
+impl From<AggregationInput> for Aggregation {
+    fn from(aggregation: AggregationInput) -> Self {
+        match aggregation {
+            AggregationInput::Mean => Self::Mean,
+            AggregationInput::Sum => Self::Sum,
+            AggregationInput::Last => Self::Last,
+            AggregationInput::Max => Self::Max,
+        }
+    }
 }
 
 /// How a telemetry table lays out channels.

@@ -174,7 +174,7 @@ fn refusal(field: &str, input: &str, error: &io::Error) -> Problem {
             ),
         ),
         io::ErrorKind::NotFound => {
-            Problem::invalid(field, format!("`{input}` is not a file in the data directory"))
+            Problem::missing(field, format!("`{input}` does not exist in the data directory"))
         }
         _ => Problem::invalid(field, format!("`{input}` cannot be opened in the data directory: {error}")),
     }

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query};
 use axum::http::{HeaderMap, header};
 use chrono::DateTime;
-use loopcast_core::{ChannelEntry, ChannelMapping, Frequency, RegularSeries, Role};
+use loopcast_core::{ChannelEntry, ChannelMapping, RegularSeries, Role};
 use loopcast_data::{
     DataError, InputFormat, Layout, ReadOptions, SERIES_ALIASES, TIMESTAMP_ALIASES, TelemetryReader,
     file_columns,
@@ -178,9 +178,7 @@ async fn upload_mapping(
 ) -> Result<ChannelMapping, Problem> {
     let frequency = match &query.frequency {
         None => None,
-        Some(text) => {
-            Some(text.parse::<Frequency>().map_err(|e| Problem::invalid("frequency", e.to_string()))?)
-        }
+        Some(text) => Some(crate::frequency_field::parse("frequency", text)?),
     };
     let mut channels = BTreeMap::new();
     if query.layout == TableLayout::Wide {

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::arrow_io::{ARROW_STREAM, ArrowQuery, FromArrow};
+use crate::objects::Object;
 use crate::problem::Problem;
 
 /// What the extractors need of the handlers' state: the body limit their 413 names.
@@ -83,19 +84,20 @@ async fn body_bytes<S: BodyLimit + Send + Sync>(request: Request, state: &S) -> 
     })
 }
 
-/// Parses a JSON body; the error names the path of the field at fault.
+/// Parses a JSON body, an object; the error names the path of the field at fault.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                Problem::invalid(if path == "." { "body".to_string() } else { path }, inner.to_string())
+    let value =
+        serde_path_to_error::deserialize(&mut deserializer).map(|o: Object<T>| o.0).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    Problem::invalid(if path == "." { "body".to_string() } else { path }, inner.to_string())
+                }
+                _ => Problem::malformed(format!("not valid JSON: {inner}")),
             }
-            _ => Problem::malformed(format!("not valid JSON: {inner}")),
-        }
-    })?;
+        })?;
     deserializer.end().map_err(|e| Problem::malformed(format!("not valid JSON: {e}")))?;
     Ok(value)
 }

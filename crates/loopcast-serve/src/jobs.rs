@@ -15,7 +15,11 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::api::{Job, JobRequest, JobState, ScoreProgress, TableLayout, Upload};
+use loopcast_core::{ChannelEntry, ChannelMapping};
+
+use crate::api::{
+    ChannelEntryInput, Job, JobRequest, JobState, MappingInput, ScoreProgress, TableLayout, Upload,
+};
 use crate::config::Jobs as JobsConfig;
 use crate::data_dir::{DataDir, UPLOADS, pin};
 use crate::metrics;
@@ -138,6 +142,7 @@ impl JobManager {
                 "a wide table needs a mapping naming each column's role",
             ));
         }
+        job_mapping(request.mapping.as_ref())?;
         let extension = checked_input(&request.input)?;
         // Opened beneath the data directory now, and pinned before the job exists: what
         // the job reads can no longer change or lead out.
@@ -383,7 +388,7 @@ impl JobManager {
         let spec = ScoreSpec {
             input,
             layout: request.layout.into(),
-            mapping: request.mapping.clone(),
+            mapping: job_mapping(request.mapping.as_ref())?,
             horizon: request.horizon,
             quantiles: request.quantiles.clone(),
             compute: request.compute.clone(),
@@ -426,6 +431,37 @@ fn checked_input(input: &str) -> Result<String, Problem> {
         ));
     }
     Ok(extension)
+}
+
+/// A job request's mapping as the reader takes it, its frequency checked against the
+/// API's grammar (named `mapping.frequency`).
+fn job_mapping(mapping: Option<&MappingInput>) -> Result<Option<ChannelMapping>, Problem> {
+    let Some(mapping) = mapping else { return Ok(None) };
+    let frequency = match &mapping.frequency {
+        Some(text) => Some(crate::frequency_field::parse("mapping.frequency", text)?),
+        None => None,
+    };
+    let channels = mapping
+        .channels
+        .iter()
+        .map(|(name, entry)| {
+            let entry = match entry {
+                ChannelEntryInput::Role(role) => ChannelEntry::Role((*role).into()),
+                ChannelEntryInput::Detailed(settings) => ChannelEntry::Detailed {
+                    role: settings.role.into(),
+                    aggregation: settings.aggregation.map(Into::into),
+                    known_future: settings.known_future,
+                },
+            };
+            (name.clone(), entry)
+        })
+        .collect();
+    Ok(Some(ChannelMapping {
+        series_id: mapping.series_id.clone(),
+        timestamp: mapping.timestamp.clone(),
+        frequency,
+        channels,
+    }))
 }
 
 /// Where a job in `job_dir` keeps its pinned input (the extension tells the reader the

@@ -115,6 +115,8 @@ pub(crate) fn prepare(
     Ok(Prepared { series, levels, options, horizon })
 }
 
+/// The quantile levels a request asks for (the model's when absent): 1 to
+/// `limits.max_quantiles` distinct levels within the model's range, in increasing order.
 pub(crate) fn levels(quantiles: Option<&[f64]>, bounds: &Bounds) -> Result<Vec<f64>, Problem> {
     let Some(levels) = quantiles else {
         return Ok(bounds.levels.clone());
@@ -137,11 +139,19 @@ pub(crate) fn levels(quantiles: Option<&[f64]>, bounds: &Bounds) -> Result<Vec<f
                 format!("{level} is outside the model's range {low}–{high}"),
             ));
         }
-        if k > 0 && *level <= levels[k - 1] {
-            return Err(Problem::invalid(format!("quantiles[{k}]"), "levels must be strictly increasing"));
-        }
     }
-    Ok(levels.to_vec())
+    // Any order is taken and answered in increasing order (each answer names its level);
+    // a level given twice is refused at its second place.
+    let mut order: Vec<usize> = (0..levels.len()).collect();
+    order.sort_by(|a, b| levels[*a].total_cmp(&levels[*b]).then(a.cmp(b)));
+    if let Some(pair) = order.windows(2).find(|pair| levels[pair[0]] == levels[pair[1]]) {
+        let k = pair[1];
+        return Err(Problem::invalid(
+            format!("quantiles[{k}]"),
+            format!("{} is given twice: levels must be distinct", levels[k]),
+        ));
+    }
+    Ok(order.into_iter().map(|k| levels[k]).collect())
 }
 
 pub(crate) fn options(
@@ -326,9 +336,7 @@ fn future_grid(
 ) -> Result<(Vec<DateTime<Utc>>, Frequency), Problem> {
     let at = |rest: &str| format!("series[{i}]{rest}");
     let given = match &series.frequency {
-        Some(text) => Some(text.parse::<Frequency>().map_err(|_| {
-            Problem::invalid(at(".frequency"), format!("`{text}` is not a frequency (try 1m, 5m, 1h, 1d)"))
-        })?),
+        Some(text) => Some(crate::frequency_field::parse(at(".frequency"), text)?),
         None => None,
     };
     let (last, frequency) = match (&series.timestamps, series.start) {

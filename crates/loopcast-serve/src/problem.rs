@@ -102,6 +102,11 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not-found", None, detail.into())
     }
 
+    /// 404: a resource that `field` names (a file in the data directory) does not exist.
+    pub fn missing(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", Some(field.into()), detail.into())
+    }
+
     /// 409: the resource is in a state that does not allow the request.
     pub fn conflict(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", Some(field.into()), detail.into())

@@ -391,6 +391,13 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
             422,
             "series[0].frequency",
         ),
+        (
+            "frequency outside the published pattern",
+            with(&|b| b["series"][0]["frequency"] = json!("5M")),
+            422,
+            "series[0].frequency",
+        ),
+        ("level given twice", with(&|b| b["quantiles"] = json!([0.5, 0.1, 0.5])), 422, "quantiles[2]"),
     ];
     for (name, body, status, field) in cases {
         let (got, headers, problem) = server.post("/v1/forecast", &body).await;
@@ -445,6 +452,24 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
     // Still healthy, still answering.
     assert_eq!(server.get("/health").await.0, 200);
     assert_eq!(server.post("/v1/forecast", &with(&|_| {})).await.0, 200);
+
+    // Every grid the frequency pattern takes is answered, down to a microsecond's (whose
+    // day is 86.4 billion steps: no per-phase table of that size), and levels asked in any
+    // order come back in increasing order.
+    let micro = with(&|b| {
+        b["series"][0]["frequency"] = json!("us");
+        b["quantiles"] = json!([0.9, 0.1, 0.5]);
+    });
+    let (status, _, answer) = server.post("/v1/forecast", &micro).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["quantiles"], json!([0.1, 0.5, 0.9]));
+    let levels: Vec<f64> = answer["series"][0]["channels"][0]["quantiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["level"].as_f64().unwrap())
+        .collect();
+    assert_eq!(levels, [0.1, 0.5, 0.9]);
     server.stop().await;
 }
 

@@ -141,10 +141,9 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
     for (body, field) in [
         (json!({"input": "../fleet.parquet", "horizon": 8}), "input"),
         (json!({"input": "/etc/passwd.csv", "horizon": 8}), "input"),
-        (json!({"input": "missing.parquet", "horizon": 8}), "input"),
         (json!({"input": "fleet.txt", "horizon": 8}), "input"),
         (json!({"input": "fleet.parquet", "horizon": 0}), "horizon"),
-        (json!({"input": "fleet.parquet", "horizon": 8, "quantiles": [0.9, 0.1]}), "quantiles[1]"),
+        (json!({"input": "fleet.parquet", "horizon": 8, "quantiles": [0.9, 0.9]}), "quantiles[1]"),
         (json!({"input": "fleet.parquet", "horizon": 8, "extra": 1}), "extra"),
         (json!({"input": "fleet.parquet", "horizon": 8, "layout": "wide"}), "mapping"),
     ] {
@@ -152,6 +151,13 @@ async fn jobs_refuse_bad_input_and_can_be_cancelled() {
         assert_eq!(status, 422, "{body}: {problem}");
         assert_eq!(problem["field"], field, "{problem}");
     }
+    let (status, _, problem) =
+        server.post("/v1/jobs", &json!({"input": "missing.parquet", "horizon": 8})).await;
+    assert_eq!((status, problem["field"].as_str()), (404, Some("input")), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("does not exist in the data directory"),
+        "{problem}"
+    );
     assert_eq!(server.get("/v1/jobs/nope").await.0, 404);
     let put =
         |name: &str, bytes: Vec<u8>| server.client.put(server.url(&format!("/v1/files/{name}"))).body(bytes);

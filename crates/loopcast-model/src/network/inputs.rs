@@ -298,8 +298,10 @@ fn seasonal_profile(batch: &ModelBatch, steps: usize) -> (Vec<f32>, Vec<f32>) {
     let mut departure = Vec::with_capacity(batch.batch() * t);
     for (b, &season) in batch.seasons().iter().enumerate() {
         let season = season.max(1);
-        // Per phase (index modulo the season), the sum and count of the observed values.
-        let mut sums = vec![(0f32, 0usize); season];
+        // Per phase (index modulo the season), the sum and count of the observed values:
+        // no more phases than context steps, whatever the season (a microsecond grid's day
+        // is 86.4 billion steps).
+        let mut sums = vec![(0f32, 0usize); season.min(l).max(1)];
         for channel in 0..t {
             let row = (b * c + channel) * l;
             let (values, observed) = (&values[row..row + l], &observed[row..row + l]);
@@ -418,8 +420,11 @@ mod tests {
         let gap = vec![true, true, true, false, true, true, true];
         let (profile, departure) = seasonal_profile(&one_target(values.clone(), gap, 3), 3);
         assert_eq!((profile, departure), (vec![3.5, 4.5, 4.0], vec![6.0]), "index 3 is missing");
-        let (profile, departure) = seasonal_profile(&one_target(values, vec![true; 7], 10), 5);
+        let (profile, departure) = seasonal_profile(&one_target(values.clone(), vec![true; 7], 10), 5);
         assert_eq!((profile, departure), (vec![7.0, 7.0, 7.0, 1.0, 2.0], vec![0.0]), "no whole season");
+        // A microsecond grid's day: as many phases as context steps, not 86.4 billion.
+        let (profile, departure) = seasonal_profile(&one_target(values, vec![true; 7], 86_400_000_000), 5);
+        assert_eq!((profile, departure), (vec![7.0; 5], vec![0.0]));
     }
 
     #[test]

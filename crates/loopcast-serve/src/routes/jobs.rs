@@ -45,6 +45,7 @@ fn file_body(file: std::fs::File) -> Body {
     responses(
         (status = 202, description = "Queued; `Location` names the job", body = Job),
         BodyErrors,
+        (status = 404, description = "The `input` file does not exist in the data directory (`field`: `input`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is not acceptable (named in `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Jobs are off, or the runner stopped", body = Problem, content_type = "application/problem+json"),
     ),
@@ -140,7 +141,7 @@ pub(super) async fn job_output(
 #[utoipa::path(
     put,
     path = "/v1/files/{name}",
-    params(("name" = String, Path, pattern = r"^(?=.{1,128}$)[A-Za-z0-9_-][A-Za-z0-9._-]*\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$", description = "File name: 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
+    params(("name" = String, Path, max_length = 128, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\.([pP][aA][rR][qQ][uU][eE][tT]|[cC][sS][vV]|[aA][rR][rR][oO][wW][sS]?|[iI][pP][cC])$", description = "File name: 1 to 128 letters, digits, `.`, `_` or `-`, not starting with `.`, with its extension (.parquet, .csv, .arrow, .arrows, .ipc)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (at least one)"),
     responses(
         (status = 201, description = "Stored; give `input` to `POST /v1/jobs`", body = Upload),

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
 use super::{jobs, model};
 use crate::config::Limits;
 use crate::datasets;
+use crate::frequency_field;
 use crate::prepare::Bounds;
 use crate::state::AppState;
 
@@ -36,7 +37,10 @@ fn document(bounds: &Bounds) -> String {
     for request in ["ForecastRequest", "WhatIfRequest", "PlanRequest", "JobRequest"] {
         let properties = &mut schemas[request]["properties"];
         bound(&mut properties["horizon"], json!({"minimum": 1, "maximum": bounds.max_horizon}));
-        bound(&mut properties["quantiles"], json!({"minItems": 1, "maxItems": limits.max_quantiles}));
+        bound(
+            &mut properties["quantiles"],
+            json!({"minItems": 1, "maxItems": limits.max_quantiles, "uniqueItems": true}),
+        );
         bound(&mut properties["quantiles"]["items"], json!({"minimum": low, "maximum": high}));
         if properties.get("series").and_then(|series| series.get("type")) == Some(&json!("array")) {
             bound(&mut properties["series"], json!({"minItems": 1, "maxItems": limits.max_series}));
@@ -51,6 +55,37 @@ fn document(bounds: &Bounds) -> String {
         bound(&mut compute[loops], json!({"minimum": 1, "maximum": limits.max_loops}));
     }
     bound(&mut compute["exit_threshold"], json!({"minimum": 0}));
+    // A target is forecast, never planned, and needs one observed value.
+    let target_rule = json!({
+        "if": {"properties": {"role": {"const": "target"}}, "required": ["role"]},
+        "then": {"properties": {"values": {"contains": {"type": "number"}}, "future": {"type": "null"}}},
+    });
+    bound(&mut schemas["ChannelInput"], target_rule);
+    bound(&mut schemas["ChannelInput"]["properties"]["values"], json!({"maxItems": limits.max_context}));
+    let frequency = json!({"pattern": *frequency_field::PATTERN});
+    bound(&mut schemas["MappingInput"]["properties"]["frequency"], frequency.clone());
+    let series = &mut schemas["SeriesInput"]["properties"];
+    bound(&mut series["frequency"], frequency.clone());
+    let target = json!({"type": "object", "properties": {"role": {"const": "target"}}, "required": ["role"]});
+    bound(&mut series["channels"], json!({"contains": target}));
+    // The grid: `timestamps`, or `start` with `frequency`.
+    let grid = json!({"oneOf": [
+        {"required": ["timestamps"], "properties": {"timestamps": {"type": "array"}, "start": {"type": "null"}}},
+        {
+            "required": ["start", "frequency"],
+            "properties": {"start": {"type": "string"}, "frequency": {"type": "string"}, "timestamps": {"type": "null"}},
+        },
+    ]});
+    bound(&mut schemas["SeriesInput"], grid);
+    // A wide table names its columns' roles.
+    let wide = json!({
+        "if": {"properties": {"layout": {"const": "wide"}}, "required": ["layout"]},
+        "then": {"properties": {"mapping": {"type": "object"}}, "required": ["mapping"]},
+    });
+    bound(&mut schemas["JobRequest"], wide);
+    let parameters = document["paths"]["/v1/series"]["post"]["parameters"].as_array_mut();
+    let query = parameters.into_iter().flatten().find(|p| p["name"] == "frequency");
+    bound(query.map_or(&mut Value::Null, |p| &mut p["schema"]), frequency);
     serde_json::to_string_pretty(&document).expect("the document serialises") + "\n"
 }
 
