@@ -76,6 +76,7 @@ impl Network {
                         Some(memory) => exponent + memory,
                         None => exponent,
                     }
+                    .sinh()
                     .clamp(-MAX_EFFECT_EXPONENT, MAX_EFFECT_EXPONENT);
                     let t =
                         |x: &Tensor<3>| x.clone().slice([0..b, 0..targets, 0..1]).reshape([b, targets, 1, 1]);
