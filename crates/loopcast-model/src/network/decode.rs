@@ -7,10 +7,6 @@ use loopcast_core::Role;
 
 use super::{Inputs, Network, soft_clip};
 
-/// The largest log multiplier a ratio effect may apply: e¹⁰ ≈ 22,000, room for a queue that
-/// takes p95 latency from 100 ms to its requests' time-out.
-const MAX_EFFECT_EXPONENT: f64 = 10.0;
-
 impl Network {
     /// Decodes the states of future patches `patches` (one index per state, as rolled out
     /// over `inputs`) into monotone quantiles in scaled units, `[B, T, states·P, Q]`: a
@@ -76,8 +72,7 @@ impl Network {
                         Some(memory) => exponent + memory,
                         None => exponent,
                     }
-                    .sinh()
-                    .clamp(-MAX_EFFECT_EXPONENT, MAX_EFFECT_EXPONENT);
+                    .clamp(-3.0, 3.0);
                     let t =
                         |x: &Tensor<3>| x.clone().slice([0..b, 0..targets, 0..1]).reshape([b, targets, 1, 1]);
                     let (location, scale) = (t(&inputs.location), t(&inputs.scale));
