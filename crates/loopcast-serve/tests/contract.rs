@@ -15,7 +15,7 @@ use std::process::Command;
 use common::Server;
 use loopcast_serve::{Jobs, ServeConfig};
 
-/// Cases per operation (about 1,100 in all; one worker: hypothesis on Python 3.11 can trip
+/// Cases per operation (about 1,900 in all; one worker: hypothesis on Python 3.11 can trip
 /// over its own lambda descriptions when two threads draw at once).
 const EXAMPLES: &str = "40";
 const SEED: &str = "20261207";
