@@ -4,8 +4,9 @@
 //!
 //! schemathesis comes from PyPI (`pip install schemathesis`; `.ci/run` installs it and sets
 //! `LOOPCAST_REQUIRE_SCHEMATHESIS`, so CI requires this test to run, not to skip). Its
-//! settings are `configs/schemathesis.toml`; a fixed seed keeps the cases the same from
-//! run to run, and a longer run by hand (DEVELOPERS.md) explores further.
+//! settings, and the one check they widen for rules that span fields, are in
+//! `configs/schemathesis.toml`; a fixed seed keeps the cases the same from run to run, and
+//! a longer run by hand (docs/API.md) explores further.
 
 mod common;
 
