@@ -15,6 +15,46 @@ const MICROS_PER_WEEK: i64 = 7 * MICROS_PER_DAY;
 /// 1970-01-05, the first Monday after the Unix epoch: weekly grids start on Mondays.
 const FIRST_MONDAY: i64 = 4 * MICROS_PER_DAY;
 
+/// What one of a unit is: microseconds, or calendar months.
+#[derive(Clone, Copy)]
+enum Unit {
+    Micros(i64),
+    Months(i64),
+}
+
+/// Every unit name a frequency may carry (lower case), with what one of it is.
+const UNITS: [(&str, Unit); 29] = [
+    ("us", Unit::Micros(1)),
+    ("ms", Unit::Micros(1_000)),
+    ("s", Unit::Micros(MICROS_PER_SECOND)),
+    ("sec", Unit::Micros(MICROS_PER_SECOND)),
+    ("second", Unit::Micros(MICROS_PER_SECOND)),
+    ("seconds", Unit::Micros(MICROS_PER_SECOND)),
+    ("m", Unit::Micros(MICROS_PER_MINUTE)),
+    ("min", Unit::Micros(MICROS_PER_MINUTE)),
+    ("minute", Unit::Micros(MICROS_PER_MINUTE)),
+    ("minutes", Unit::Micros(MICROS_PER_MINUTE)),
+    ("t", Unit::Micros(MICROS_PER_MINUTE)),
+    ("h", Unit::Micros(MICROS_PER_HOUR)),
+    ("hour", Unit::Micros(MICROS_PER_HOUR)),
+    ("hours", Unit::Micros(MICROS_PER_HOUR)),
+    ("d", Unit::Micros(MICROS_PER_DAY)),
+    ("day", Unit::Micros(MICROS_PER_DAY)),
+    ("days", Unit::Micros(MICROS_PER_DAY)),
+    ("w", Unit::Micros(MICROS_PER_WEEK)),
+    ("week", Unit::Micros(MICROS_PER_WEEK)),
+    ("weeks", Unit::Micros(MICROS_PER_WEEK)),
+    ("mo", Unit::Months(1)),
+    ("month", Unit::Months(1)),
+    ("months", Unit::Months(1)),
+    ("q", Unit::Months(3)),
+    ("quarter", Unit::Months(3)),
+    ("quarters", Unit::Months(3)),
+    ("y", Unit::Months(12)),
+    ("year", Unit::Months(12)),
+    ("years", Unit::Months(12)),
+];
+
 /// The step of a regular grid.
 ///
 /// Fixed steps are aligned to the Unix epoch (so `5m` cells start at :00, :05, ...; `1d`
@@ -154,19 +194,20 @@ impl FromStr for Frequency {
         }
         let months = |per: i64| u32::try_from(count * per).map(Frequency::Months).map_err(|_| invalid());
         let fixed = |per: i64| count.checked_mul(per).map(Frequency::Fixed).ok_or_else(invalid);
-        match unit.trim() {
-            "us" => fixed(1),
-            "ms" => fixed(1_000),
-            "s" | "sec" | "second" | "seconds" => fixed(MICROS_PER_SECOND),
-            "m" | "min" | "minute" | "minutes" | "t" => fixed(MICROS_PER_MINUTE),
-            "h" | "hour" | "hours" => fixed(MICROS_PER_HOUR),
-            "d" | "day" | "days" => fixed(MICROS_PER_DAY),
-            "w" | "week" | "weeks" => fixed(MICROS_PER_WEEK),
-            "mo" | "month" | "months" => months(1),
-            "q" | "quarter" | "quarters" => months(3),
-            "y" | "year" | "years" => months(12),
-            _ => Err(invalid()),
+        let unit = unit.trim();
+        match UNITS.iter().find(|(name, _)| *name == unit).map(|(_, size)| *size) {
+            Some(Unit::Micros(per)) => fixed(per),
+            Some(Unit::Months(per)) => months(per),
+            None => Err(invalid()),
         }
+    }
+}
+
+impl Frequency {
+    /// Every unit name [`Frequency::from_str`] takes, in lower case (`us`, `ms`, `s`, …,
+    /// `years`); a count may come before one.
+    pub fn unit_names() -> impl Iterator<Item = &'static str> {
+        UNITS.iter().map(|(name, _)| *name)
     }
 }
 

@@ -9,20 +9,16 @@ use loopcast_core::Frequency;
 
 use crate::problem::Problem;
 
-/// Unit names the API takes (lower case; the count before them is optional).
-const UNITS: [&str; 29] = [
-    "us", "ms", "s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "t", "h", "hour", "hours",
-    "d", "day", "days", "w", "week", "weeks", "mo", "month", "months", "q", "quarter", "quarters", "y",
-    "year", "years",
-];
-
 /// Most digits of a count: 999,999 years still fit the month counter.
 const MAX_DIGITS: usize = 6;
 
 /// The grammar as an ECMA-262 pattern: an optional count from 1 to 999,999 without a
-/// leading zero, then a unit (`5m`, `1h`, `d`, `15min`, `3mo`).
-pub(crate) static PATTERN: LazyLock<String> =
-    LazyLock::new(|| format!("^([1-9][0-9]{{0,{}}})?({})$", MAX_DIGITS - 1, UNITS.join("|")));
+/// leading zero, then one of the unit names the core parser takes, in lower case (`5m`,
+/// `1h`, `d`, `15min`, `3mo`).
+pub(crate) static PATTERN: LazyLock<String> = LazyLock::new(|| {
+    let units: Vec<&str> = Frequency::unit_names().collect();
+    format!("^([1-9][0-9]{{0,{}}})?({})$", MAX_DIGITS - 1, units.join("|"))
+});
 
 /// `text` parsed as the API's frequency, refused (naming `field`) unless it matches
 /// [`PATTERN`].
@@ -38,7 +34,7 @@ pub(crate) fn parse(field: impl Into<String>, text: &str) -> Result<Frequency, P
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let count_ok = digits.is_empty() || (digits.len() <= MAX_DIGITS && !digits.starts_with('0'));
-    if !count_ok || !UNITS.contains(&unit) {
+    if !count_ok || !Frequency::unit_names().any(|name| name == unit) {
         return Err(refused());
     }
     text.parse().map_err(|_| refused())
@@ -58,7 +54,7 @@ mod tests {
 
     #[test]
     fn the_server_takes_exactly_what_the_pattern_matches() {
-        for unit in UNITS {
+        for unit in Frequency::unit_names() {
             for text in [unit.to_string(), format!("1{unit}"), format!("999999{unit}"), format!("0{unit}")] {
                 assert!(agree(&text), "{text:?}");
             }
