@@ -1,5 +1,6 @@
 //! `loopcast inspect`: what is in a telemetry file, and what ingestion would do with it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loopcast_core::{ChannelMapping, Frequency};
+use loopcast_core::{ChannelMapping, Frequency, Season, SeasonSource};
 use loopcast_data::{IngestReport, InputFormat, Layout, ReadOptions, TelemetryReader};
 
 /// Arguments of `loopcast inspect`.
@@ -36,6 +37,9 @@ pub(crate) struct InspectArgs {
     /// Fail on the first bad row instead of reporting it.
     #[arg(long)]
     strict: bool,
+    /// History steps each series' seasonal period is read from (the model's context).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(2..))]
+    context: u32,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -87,8 +91,10 @@ pub(crate) async fn run(args: InspectArgs) -> Result<()> {
             .expect("valid template"),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
+    let mut seasons = Seasons::new();
     let report = reader
-        .for_each_series(|_| {
+        .for_each_series(|series| {
+            *seasons.entry(series.found_season(args.context as usize)).or_default() += 1;
             progress.inc(1);
             Ok(())
         })
@@ -96,9 +102,9 @@ pub(crate) async fn run(args: InspectArgs) -> Result<()> {
     progress.finish_and_clear();
     let report = report?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&report))?);
+        println!("{}", serde_json::to_string_pretty(&to_json(&report, &seasons))?);
     } else {
-        print!("{}", to_text(&report));
+        print!("{}", to_text(&report, &seasons));
     }
     Ok(())
 }
@@ -112,13 +118,23 @@ pub(crate) fn load_mapping(path: &Path) -> Result<ChannelMapping> {
     mapping.map_err(|source| loopcast_data::DataError::Mapping { path: path.to_path_buf(), source }.into())
 }
 
+/// How many series forecast with each seasonal period.
+type Seasons = BTreeMap<Season, u64>;
+
 fn rfc3339(micros: Option<i64>) -> Option<String> {
     micros.and_then(DateTime::from_timestamp_micros).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
-fn to_json(report: &IngestReport) -> serde_json::Value {
+fn to_json(report: &IngestReport, seasons: &Seasons) -> serde_json::Value {
     let mut value = serde_json::to_value(report).expect("a report serialises");
     let object = value.as_object_mut().expect("a report is an object");
+    let seasons: Vec<serde_json::Value> = seasons
+        .iter()
+        .map(|(season, series)| {
+            serde_json::json!({"steps": season.steps, "source": season.source.as_str(), "series": series})
+        })
+        .collect();
+    object.insert("seasons".into(), seasons.into());
     object.insert("start".into(), rfc3339(report.start).into());
     object.insert("end".into(), rfc3339(report.end).into());
     object.insert("gap_share".into(), report.gap_share().into());
@@ -128,7 +144,7 @@ fn to_json(report: &IngestReport) -> serde_json::Value {
     value
 }
 
-fn to_text(report: &IngestReport) -> String {
+fn to_text(report: &IngestReport, seasons: &Seasons) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let v = &report.values;
@@ -165,6 +181,16 @@ fn to_text(report: &IngestReport) -> String {
     let frequency = report.frequency.map_or_else(|| "-".to_string(), |f| f.to_string());
     let how = if report.frequency_inferred { "inferred" } else { "given" };
     let _ = writeln!(out, "frequency   {frequency} ({how})");
+    for (i, (season, series)) in seasons.iter().enumerate() {
+        let label = if i == 0 { "season" } else { "" };
+        let from = match season.source {
+            SeasonSource::Calendar => "the calendar's",
+            SeasonSource::Data => "found in the data",
+            SeasonSource::Given => "given",
+            SeasonSource::None => "none",
+        };
+        let _ = writeln!(out, "{label:<11} {} steps ({from}): {series} series", season.steps);
+    }
     let _ = writeln!(
         out,
         "gaps        {:.2}% of {} grid cells ({} unobserved)",

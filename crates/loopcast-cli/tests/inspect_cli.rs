@@ -22,6 +22,8 @@ fn inspect_reports_the_long_example_as_json() {
     assert_eq!(report["start"], "2024-03-04T00:00:00Z");
     assert_eq!(report["end"], "2024-03-05T23:55:00Z");
     assert_eq!(report["role_source"], "mapping");
+    // Two days of a daily cycle: the calendar's day of 5-minute steps holds.
+    assert_eq!(report["seasons"], serde_json::json!([{"steps": 288, "source": "calendar", "series": 3}]));
     let channels: Vec<(String, String)> = report["channels"]
         .as_array()
         .unwrap()
@@ -73,6 +75,7 @@ fn text_output_and_where_filter() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("series      1\n"), "{text}");
     assert!(text.contains("frequency   5m (inferred)"), "{text}");
+    assert!(text.contains("season      288 steps (the calendar's): 1 series"), "{text}");
     assert!(text.contains("every channel taken as a target"), "{text}");
 }
 

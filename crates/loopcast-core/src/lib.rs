@@ -1,5 +1,5 @@
 //! Domain types shared by every loopcast crate: channel roles and aggregations,
-//! frequencies, regular series and panels, seasonal naive, and the error type of the
+//! frequencies, regular series and panels, seasonal naive and seasonal periods found from the data, and the error type of the
 //! domain layer.
 //!
 //! This crate has no heavy dependencies on purpose: the model, the simulator, the
@@ -10,6 +10,7 @@ mod channel;
 mod error;
 mod frequency;
 mod mapping;
+mod periods;
 mod seasonal;
 mod series;
 
@@ -17,5 +18,6 @@ pub use channel::{Aggregation, ChannelSpec, Role};
 pub use error::{CoreError, toml_error_line};
 pub use frequency::Frequency;
 pub use mapping::{ChannelEntry, ChannelMapping};
+pub use periods::{Season, SeasonSource, find_season};
 pub use seasonal::seasonal_naive_sources;
 pub use series::{ChannelValues, Panel, RegularSeries, Timestamp};

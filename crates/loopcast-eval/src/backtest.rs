@@ -132,6 +132,9 @@ pub struct WindowScore {
     pub coverage_80: Option<f64>,
     /// Mean loops per patch (loopcast only).
     pub mean_loops: Option<f64>,
+    /// The seasonal period loopcast anchored on, in steps: the dataset's, or one found in
+    /// the window's history (loopcast only).
+    pub season: Option<usize>,
     /// The model failed on this window and naive's forecast stands in for it.
     pub fallback: bool,
 }
@@ -196,6 +199,7 @@ struct Prediction {
     /// One row of [`CHART_LEVELS`] quantiles per step.
     chart: Vec<Vec<f64>>,
     mean_loops: Option<f64>,
+    season: Option<usize>,
     fallback: bool,
 }
 
@@ -244,7 +248,7 @@ impl Backtest {
             };
             let forecast = model.forecast(&batch, &self.config.forecast_options)?;
             *self.seconds.entry(ModelName::Loopcast).or_default() += started.elapsed().as_secs_f64();
-            Some(forecast)
+            Some((forecast, batch.seasons().to_vec()))
         } else {
             None
         };
@@ -281,7 +285,8 @@ impl Backtest {
                     let started = Instant::now();
                     let prediction = match name {
                         ModelName::Loopcast => {
-                            loopcast_prediction(loopcast.as_ref().expect("run above"), b, t)
+                            let (forecast, seasons) = loopcast.as_ref().expect("run above");
+                            loopcast_prediction(forecast, b, t, seasons[b])
                         }
                         baseline => self.baseline(baseline, &context, horizon),
                     };
@@ -333,6 +338,7 @@ impl Backtest {
             score: forecast.quantiles(&SCORE_LEVELS),
             chart: forecast.quantiles(&CHART_LEVELS),
             mean_loops: None,
+            season: None,
             fallback,
         }
     }
@@ -370,6 +376,7 @@ impl Backtest {
             crps: metrics::crps(truth, quantiles),
             coverage_80: coverage,
             mean_loops: prediction.mean_loops,
+            season: prediction.season,
             fallback: prediction.fallback,
         });
     }
@@ -453,7 +460,7 @@ impl Backtest {
 }
 
 /// Loopcast's quantiles of window `b`, target `t`, at the score and chart levels.
-fn loopcast_prediction(forecast: &Forecast, b: usize, t: usize) -> Prediction {
+fn loopcast_prediction(forecast: &Forecast, b: usize, t: usize, season: usize) -> Prediction {
     let rows = |levels: &[f64]| -> Vec<Vec<f64>> {
         (0..forecast.steps)
             .map(|h| levels.iter().map(|l| f64::from(interpolated(forecast, b, t, h, *l))).collect())
@@ -462,7 +469,13 @@ fn loopcast_prediction(forecast: &Forecast, b: usize, t: usize) -> Prediction {
     let loops = &forecast.loops[b];
     let mean_loops =
         (!loops.is_empty()).then(|| loops.iter().map(|l| f64::from(*l)).sum::<f64>() / loops.len() as f64);
-    Prediction { score: rows(&SCORE_LEVELS), chart: rows(&CHART_LEVELS), mean_loops, fallback: false }
+    Prediction {
+        score: rows(&SCORE_LEVELS),
+        chart: rows(&CHART_LEVELS),
+        mean_loops,
+        season: Some(season),
+        fallback: false,
+    }
 }
 
 /// The forecast's quantile at `level`, interpolated linearly between the model's
@@ -480,8 +493,9 @@ fn interpolated(forecast: &Forecast, b: usize, t: usize, h: usize, level: f64) -
 }
 
 /// A batch of cut windows as the model's input (missing cells masked), every window with
-/// the seasonal period `season` (steps).
-pub fn model_batch(windows: &WindowBatch, season: usize) -> Result<ModelBatch, ModelError> {
+/// the seasonal period its context shows, the calendar's `calendar` (steps) as the prior
+/// ([`ModelBatch::find_seasons`]).
+pub fn model_batch(windows: &WindowBatch, calendar: usize) -> Result<ModelBatch, ModelError> {
     let mask = |m: &[f32]| m.iter().map(|v| *v > 0.5).collect::<Vec<_>>();
     ModelBatch::new(
         windows.channels.iter().map(|c| c.role).collect(),
@@ -493,7 +507,7 @@ pub fn model_batch(windows: &WindowBatch, season: usize) -> Result<ModelBatch, M
         windows.future.clone(),
         mask(&windows.future_mask),
     )
-    .map(|batch| batch.with_season(season))
+    .map(|batch| batch.with_season(calendar).find_seasons())
 }
 
 /// `windows` with every action channel's future unknown (and zeroed).

@@ -487,7 +487,8 @@ pub(crate) fn whatif_inputs(
     }
     let (future, known) = plans[0].clone();
     let batch = ModelBatch::new(roles, histories.len(), context, horizon, values, observed, future, known)?
-        .with_seasons(histories.iter().map(|h| h.frequency.season()).collect())?;
+        .with_seasons(histories.iter().map(|h| h.frequency.season()).collect())?
+        .find_seasons();
     Ok((batch, plans))
 }
 

@@ -1,7 +1,7 @@
 //! Model input on the host: context windows with masks, and planned future values of the
 //! action and covariate channels.
 
-use loopcast_core::Role;
+use loopcast_core::{Role, Season, SeasonSource, find_season};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -32,6 +32,7 @@ pub struct ModelBatch {
     future: Vec<f32>,
     future_known: Vec<bool>,
     seasons: Vec<usize>,
+    season_sources: Vec<SeasonSource>,
 }
 
 impl ModelBatch {
@@ -82,15 +83,55 @@ impl ModelBatch {
             let (b, c, t) = (i / (channels * horizon), i / horizon % channels, i % horizon);
             return fail(format!("`future` is not finite at window {b}, channel {c}, step {t}"));
         }
-        let seasons = vec![1; batch];
-        Ok(Self { roles, batch, context, horizon, values, observed, future, future_known, seasons })
+        let (seasons, season_sources) = (vec![1; batch], vec![SeasonSource::None; batch]);
+        Ok(Self {
+            roles,
+            batch,
+            context,
+            horizon,
+            values,
+            observed,
+            future,
+            future_known,
+            seasons,
+            season_sources,
+        })
     }
 
-    /// The same windows with a seasonal period (in steps) each: the baseline a model with
-    /// `anchor` decodes around repeats the window's last season. 1 (the default) anchors
-    /// on the last observed value.
-    pub fn with_seasons(mut self, seasons: Vec<usize>) -> Result<Self, ModelError> {
-        if seasons.len() != self.batch {
+    /// The same windows with a seasonal period (in steps) each, given by the caller: the
+    /// baseline a model with `anchor` decodes around repeats the window's last season. 1
+    /// (the default) anchors on the last observed value.
+    pub fn with_seasons(self, seasons: Vec<usize>) -> Result<Self, ModelError> {
+        let sources = vec![SeasonSource::Given; seasons.len()];
+        self.with_season_table(seasons, sources)
+    }
+
+    /// Every window with the seasonal period `season` (see [`ModelBatch::with_seasons`]).
+    pub fn with_season(self, season: usize) -> Self {
+        let batch = self.batch;
+        self.with_seasons(vec![season; batch]).expect("one season per window")
+    }
+
+    /// Every window with the seasonal period its targets' context shows, the period it has
+    /// (the calendar's, from [`ModelBatch::with_seasons`]) as the prior (see [`find_season`]).
+    pub fn find_seasons(mut self) -> Self {
+        let (channels, targets, context) = (self.roles.len(), self.targets(), self.context);
+        for b in 0..self.batch {
+            let rows = (0..targets)
+                .map(|c| (b * channels + c) * context)
+                .map(|row| (&self.values[row..row + context], &self.observed[row..row + context]));
+            let Season { steps, source } = find_season(rows, self.seasons[b]);
+            (self.seasons[b], self.season_sources[b]) = (steps, source);
+        }
+        self
+    }
+
+    fn with_season_table(
+        mut self,
+        seasons: Vec<usize>,
+        sources: Vec<SeasonSource>,
+    ) -> Result<Self, ModelError> {
+        if seasons.len() != self.batch || sources.len() != self.batch {
             return Err(ModelError::Input(format!(
                 "{} seasons for {} windows: give one per window",
                 seasons.len(),
@@ -98,18 +139,18 @@ impl ModelBatch {
             )));
         }
         self.seasons = seasons.into_iter().map(|s| s.max(1)).collect();
+        self.season_sources = sources;
         Ok(self)
-    }
-
-    /// Every window with the seasonal period `season` (see [`ModelBatch::with_seasons`]).
-    pub fn with_season(mut self, season: usize) -> Self {
-        self.seasons = vec![season.max(1); self.batch];
-        self
     }
 
     /// The seasonal period of each window, in steps (1 when none was given).
     pub fn seasons(&self) -> &[usize] {
         &self.seasons
+    }
+
+    /// The seasonal period of window `b` and where it came from.
+    pub fn season(&self, b: usize) -> Season {
+        Season { steps: self.seasons[b], source: self.season_sources[b] }
     }
 
     /// Channel roles, targets first.
@@ -208,7 +249,10 @@ impl ModelBatch {
             gather(|p| &p.future),
             flags(|p| &p.future_known),
         )?
-        .with_seasons(parts.iter().flat_map(|p| p.seasons.iter().copied()).collect())
+        .with_season_table(
+            parts.iter().flat_map(|p| p.seasons.iter().copied()).collect(),
+            parts.iter().flat_map(|p| p.season_sources.iter().copied()).collect(),
+        )
     }
 
     /// The same histories with other future values (a what-if plan).
@@ -223,7 +267,7 @@ impl ModelBatch {
             future,
             future_known,
         )?
-        .with_seasons(self.seasons.clone())
+        .with_season_table(self.seasons.clone(), self.season_sources.clone())
     }
 }
 
@@ -262,6 +306,7 @@ mod tests {
         let both = ModelBatch::concat(&[&a, &b]).unwrap();
         assert_eq!(both.batch(), 2);
         assert_eq!(both.seasons(), &[1, 3], "each window keeps its season");
+        assert_eq!(both.season(1).source, SeasonSource::Given);
         assert_eq!(both.context_arrays().0[..8], a.context_arrays().0[..]);
         assert_eq!(both.future_arrays().1[6..], b.future_arrays().1[..]);
         let short =

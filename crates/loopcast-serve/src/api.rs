@@ -80,6 +80,12 @@ pub struct SeriesInput {
     /// `15min`, `1h`, `1d`, `1w`, `1mo`, `1q`, `1y`); inferred from `timestamps` when absent.
     #[serde(default)]
     pub frequency: Option<String>,
+    /// Steps per season, when you know it (1: no season). By default the period the
+    /// history repeats at, with the frequency's conventional one (a day of steps below a
+    /// day, a week of days, a year of weeks, months or quarters) as the prior.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub season: Option<u32>,
     /// Channels: at least one target; every `values` array as long as the history.
     #[schema(min_items = 1)]
     #[serde(deserialize_with = "objects")]
@@ -344,6 +350,49 @@ pub struct ChannelForecast {
     pub quantiles: Vec<QuantileTrajectory>,
 }
 
+/// Where a series' seasonal period came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeasonSourceOutput {
+    /// The frequency's conventional season, which the history did not contradict.
+    Calendar,
+    /// A period the history repeats at, which the calendar does not give.
+    Data,
+    /// The request's `season`.
+    Given,
+    /// No season: the forecast is anchored on the last value.
+    None,
+}
+
+impl From<loopcast_core::SeasonSource> for SeasonSourceOutput {
+    fn from(source: loopcast_core::SeasonSource) -> Self {
+        use loopcast_core::SeasonSource as S;
+        match source {
+            S::Calendar => Self::Calendar,
+            S::Data => Self::Data,
+            S::Given => Self::Given,
+            S::None => Self::None,
+        }
+    }
+}
+
+/// The seasonal period a series was forecast with: the model decodes around the last
+/// season repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SeasonOutput {
+    /// Steps per season (1: none).
+    #[schema(minimum = 1)]
+    pub steps: usize,
+    /// Where the period came from.
+    pub source: SeasonSourceOutput,
+}
+
+impl From<loopcast_core::Season> for SeasonOutput {
+    fn from(season: loopcast_core::Season) -> Self {
+        Self { steps: season.steps, source: season.source.into() }
+    }
+}
+
 /// The forecast of one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SeriesForecast {
@@ -351,6 +400,8 @@ pub struct SeriesForecast {
     pub id: String,
     /// Timestamps of the forecast steps.
     pub timestamps: Vec<DateTime<Utc>>,
+    /// The seasonal period the forecast used.
+    pub season: SeasonOutput,
     /// One forecast per target channel, in request order.
     pub channels: Vec<ChannelForecast>,
     /// Loops of the shared block used at each step (one count per patch of steps).
@@ -392,6 +443,8 @@ pub struct SeriesWhatIf {
     pub id: String,
     /// Timestamps of the forecast steps.
     pub timestamps: Vec<DateTime<Utc>>,
+    /// The seasonal period the forecasts used.
+    pub season: SeasonOutput,
     /// One outcome per plan, in request order.
     pub plans: Vec<PlanForecast>,
 }

@@ -390,6 +390,7 @@ impl Table {
             ),
             start: None,
             frequency: frequency.map(str::to_string),
+            season: None,
             channels,
         })
     }

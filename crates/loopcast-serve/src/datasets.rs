@@ -284,6 +284,7 @@ fn series_input(series: &RegularSeries) -> SeriesInput {
         timestamps: None,
         start: DateTime::from_timestamp_micros(series.frequency.cell_start(series.first_cell)),
         frequency: Some(series.frequency.to_string()),
+        season: None,
         channels,
     }
 }

@@ -37,6 +37,7 @@ impl Worker {
                 SeriesForecast {
                     id: input.id.clone(),
                     timestamps: input.future_timestamps.clone(),
+                    season: input.batch.season(0).into(),
                     channels: channel_forecasts(
                         &forecasts[0],
                         window,
@@ -104,7 +105,12 @@ impl Worker {
                         }
                     })
                     .collect();
-                SeriesWhatIf { id: input.id.clone(), timestamps: input.future_timestamps.clone(), plans }
+                SeriesWhatIf {
+                    id: input.id.clone(),
+                    timestamps: input.future_timestamps.clone(),
+                    season: input.batch.season(0).into(),
+                    plans,
+                }
             })
             .collect();
         Ok(WhatIfResponse {

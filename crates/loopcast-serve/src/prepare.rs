@@ -244,6 +244,9 @@ fn prepare_series(
     if length == 0 {
         return Err(Problem::invalid(at(".channels[0].values"), "the history is empty"));
     }
+    if let Some(season) = series.season.filter(|s| !(1..=1_000_000).contains(s)) {
+        return Err(Problem::invalid(at(".season"), format!("{season} steps: give 1 to 1,000,000")));
+    }
     if length > bounds.limits.max_context {
         return Err(Problem::invalid(
             at(".channels[0].values"),
@@ -305,7 +308,10 @@ fn prepare_series(
         id: series.id.clone().unwrap_or_else(|| format!("series-{i}")),
         targets: targets.iter().map(|(_, c)| c.name.clone()).collect(),
         inputs: others.iter().map(|(_, c)| c.name.clone()).collect(),
-        batch: batch.with_season(frequency.season()),
+        batch: match series.season {
+            Some(steps) => batch.with_season(steps as usize),
+            None => batch.with_season(frequency.season()).find_seasons(),
+        },
         future_timestamps,
     })
 }

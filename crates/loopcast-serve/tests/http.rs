@@ -47,7 +47,10 @@ async fn forecasts_match_the_model_called_directly() {
     for (i, telemetry) in [&a, &b].into_iter().enumerate() {
         let series = &answer["series"][i];
         assert_eq!(series["id"], telemetry.id);
-        let direct = model.forecast(&telemetry.batch(HORIZON, None), &ForecastOptions::default()).unwrap();
+        let batch = telemetry.batch(HORIZON, None);
+        let direct = model.forecast(&batch, &ForecastOptions::default()).unwrap();
+        let season = batch.season(0);
+        assert_eq!(series["season"], json!({"steps": season.steps, "source": season.source.as_str()}));
         let names: Vec<&str> =
             series["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["cpu_util", "rps", "latency_p95_ms"], "targets in request order");
@@ -90,6 +93,17 @@ async fn forecasts_match_the_model_called_directly() {
     close(served(&answer["series"][0], 0, 0, 5), 0.5 * (q20 + q30), "interpolated 0.25");
     close(served(&answer["series"][0], 0, 1, 5), q50, "median");
     assert!(answer["series"][0]["loops"].as_array().unwrap().iter().all(|l| l == 2));
+
+    // A season given in the request is the one the model anchors on.
+    let mut given = a.json(None);
+    given["season"] = json!(12);
+    let (status, _, answer) =
+        server.post("/v1/forecast", &json!({"series": [given], "horizon": HORIZON})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["series"][0]["season"], json!({"steps": 12, "source": "given"}));
+    let direct =
+        model.forecast(&a.batch(HORIZON, None).with_season(12), &ForecastOptions::default()).unwrap();
+    close(served(&answer["series"][0], 1, 6, 40), f64::from(direct.value(0, 1, 40, 6)), "given season");
     server.stop().await;
 }
 
@@ -231,7 +245,16 @@ async fn the_served_document_states_the_bounds_the_server_keeps() {
         assert_eq!((number(&horizon["minimum"]), number(&horizon["maximum"])), (1.0, 24.0), "{request}");
     }
 
+    let season = &schemas["SeriesInput"]["properties"]["season"];
+    let (min_season, max_season) = (number(&season["minimum"]) as u64, number(&season["maximum"]) as u64);
+    assert_eq!((min_season, max_season), (1, 1_000_000));
+
     let one = Telemetry::new("a", 64, 4).json(None);
+    let with_season = |steps: u64| {
+        let mut series = one.clone();
+        series["season"] = json!(steps);
+        json!({"series": [series], "horizon": 8})
+    };
     // Integers go as JSON integers (a count read as `2.0` is a type error, not a bound).
     let body = |series: usize, horizon: f64, extra: Value| {
         let mut body = json!({"series": vec![one.clone(); series], "horizon": horizon as u64});
@@ -277,6 +300,8 @@ async fn the_served_document_states_the_bounds_the_server_keeps() {
             body(1, 8.0, json!({"compute": {"exit_threshold": 0.0}})),
             body(1, 8.0, json!({"compute": {"exit_threshold": -0.1}})),
         ),
+        ("series[0].season", with_season(min_season), with_season(min_season - 1)),
+        ("series[0].season", with_season(max_season), with_season(max_season + 1)),
     ];
     for (field, inside, outside) in cases {
         let (status, _, answer) = server.post("/v1/forecast", &inside).await;

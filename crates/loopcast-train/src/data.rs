@@ -127,7 +127,8 @@ impl SreLayout {
 
 /// Twin windows of the SRE episodes of `seeds`: with `K = layout.plans`, rows `K·i` to
 /// `K·i + K − 1` share episode `i`'s history and continue it under the base plan (row
-/// `K·i`) and under `K − 1` departing plans.
+/// `K·i`) and under `K − 1` departing plans. Each window's season is the one its history
+/// shows, the calendar's as the prior ([`ModelBatch::find_seasons`]), as at inference.
 /// Returns the episodes too (for counterfactual scoring).
 pub fn sre_windows(
     seeds: &[u64],
@@ -154,12 +155,13 @@ pub fn sre_windows(
         }
         episodes.push(episode);
     }
-    let batch = rows.finish(roles, layout.plans * seeds.len())?.with_season(frequency.season());
+    let batch =
+        rows.finish(roles, layout.plans * seeds.len())?.with_season(frequency.season()).find_seasons();
     Ok((batch, episodes))
 }
 
 /// Windows of the prior series of `seeds`, each with `channels` target channels, at
-/// `frequency` (drawn per series when `None`).
+/// `frequency` (drawn per series when `None`); seasons found as in [`sre_windows`].
 pub fn prior_windows(
     seeds: &[u64],
     context: usize,
@@ -178,9 +180,11 @@ pub fn prior_windows(
             rows.push(past, next, false);
         }
     }
-    rows.finish(vec![Role::Target; channels], seeds.len())?
+    Ok(rows
+        .finish(vec![Role::Target; channels], seeds.len())?
         .with_seasons(seasons)
-        .map_err(|e| TrainError::Data(e.to_string()))
+        .map_err(|e| TrainError::Data(e.to_string()))?
+        .find_seasons())
 }
 
 /// Row-major arrays of a batch under construction.

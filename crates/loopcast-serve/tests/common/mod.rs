@@ -168,6 +168,7 @@ impl Telemetry {
         ModelBatch::new(roles, 1, length, horizon, values, observed, future, known)
             .unwrap()
             .with_season(loopcast_core::Frequency::minutes(5).season())
+            .find_seasons()
     }
 }
 
