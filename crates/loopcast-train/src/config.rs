@@ -220,10 +220,30 @@ pub struct DataConfig {
     /// operator's (2, twin pairs, when absent). `batch_size` must be a multiple of it.
     #[serde(default = "twin_pairs")]
     pub plans_per_history: usize,
+    /// Share of steps whose batch comes from the real series of `real` (0 when absent);
+    /// the prior gets `1 − sre_share − real_share`.
+    #[serde(default)]
+    pub real_share: f64,
+    /// Files of real series mixed into training ([`crate::RealCorpus`]).
+    #[serde(default)]
+    pub real: Vec<RealSource>,
 }
 
 fn twin_pairs() -> usize {
     2
+}
+
+/// A file of real series for training: long layout (e.g. Nixtla's `unique_id`, `ds`, `y`),
+/// every channel a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealSource {
+    /// The file (Parquet, CSV, Arrow IPC), relative to the recipe.
+    pub path: PathBuf,
+    /// SQL predicate over its columns selecting one frequency's series, e.g.
+    /// `frequency = 'monthly'` (a file is read on one grid).
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
 }
 
 /// The held-out windows scored during training.
@@ -293,6 +313,10 @@ impl TrainConfig {
             config.model =
                 ModelSource { path: Some(model), config: config_of_model, overrides: toml::Table::new() };
         }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for source in &mut config.data.real {
+            source.path = base.join(&source.path);
+        }
         config.validate().map_err(fail)?;
         Ok(config)
     }
@@ -313,6 +337,9 @@ impl TrainConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be at least 1"));
+        }
+        if self.data.real_share > 0.0 && self.data.real.is_empty() {
+            return Err("`data.real_share` is above 0 but `data.real` names no file".into());
         }
         let plans = self.data.plans_per_history;
         if plans < 2 {
@@ -336,6 +363,8 @@ impl TrainConfig {
         for (name, value) in [
             ("optimizer.final_lr_ratio", o.final_lr_ratio),
             ("data.sre_share", self.data.sre_share),
+            ("data.real_share", self.data.real_share),
+            ("data.sre_share + data.real_share", self.data.sre_share + self.data.real_share),
             ("data.target_subset_share", self.data.target_subset_share),
             ("data.drop_actions_share", self.data.drop_actions_share),
             ("loss.gate_tolerance", self.loss.gate_tolerance),

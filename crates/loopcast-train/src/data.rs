@@ -1,5 +1,6 @@
 //! Training and validation windows, generated from seeds: SRE-world episodes with twin
-//! futures under different action plans, and series of the synthetic prior.
+//! futures under different action plans, series of the synthetic prior, and windows of
+//! the recipe's real series.
 //!
 //! Seeds are split three ways so no held-out window is ever trained on: training windows
 //! draw seeds below [`VALIDATION_SEEDS`], validation uses `[VALIDATION_SEEDS,
@@ -14,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
 
-use crate::{TrainConfig, TrainError};
+use crate::{RealCorpus, TrainConfig, TrainError};
 
 /// First seed of the validation windows; training seeds lie below it.
 pub const VALIDATION_SEEDS: u64 = 1 << 62;
@@ -29,6 +30,8 @@ pub enum Source {
     Sre,
     /// The synthetic prior: targets only.
     Prior,
+    /// Real series of `data.real`: one target each.
+    Real,
 }
 
 /// The windows and loop count of one training step.
@@ -55,9 +58,16 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
 /// Grid steps the SRE world is simulated at.
 const SRE_FREQUENCIES_MINUTES: [i64; 4] = [1, 5, 15, 60];
 
-/// The batch of training step `step`: a pure function of the config and the step, so a
-/// resumed run sees exactly the batches an uninterrupted one would.
+/// The batch of training step `step` of a recipe without real series (`data.real_share`
+/// 0): see [`mixture_batch`].
 pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, TrainError> {
+    mixture_batch(config, &RealCorpus::default(), step)
+}
+
+/// The batch of training step `step`, drawing real series from `real` (the recipe's
+/// `data.real`, loaded): a pure function of the config, the corpus and the step, so a
+/// resumed run sees exactly the batches an uninterrupted one would.
+pub fn mixture_batch(config: &TrainConfig, real: &RealCorpus, step: u64) -> Result<StepBatch, TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, step));
     let data = &config.data;
     let model = &config.model.config;
@@ -66,7 +76,8 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
     let extra: f64 = Poisson::new(config.loops.poisson_lambda.max(1e-9)).map_or(0.0, |p| p.sample(&mut rng));
     let loops = (1 + extra as usize).min(model.max_loops);
     let consistency_patch = rng.random_range(0..horizon.div_ceil(model.patch_len));
-    let (batch, source) = if rng.random::<f64>() < data.sre_share {
+    let draw = rng.random::<f64>();
+    let (batch, source) = if draw < data.sre_share {
         let seeds: Vec<u64> = (0..config.batch_size / data.plans_per_history)
             .map(|_| rng.random::<u64>() % VALIDATION_SEEDS)
             .collect();
@@ -88,6 +99,8 @@ pub fn training_batch(config: &TrainConfig, step: u64) -> Result<StepBatch, Trai
         };
         let (batch, _) = sre_windows(&seeds, context, horizon, frequency, &layout)?;
         (batch, Source::Sre)
+    } else if draw < data.sre_share + data.real_share {
+        (real.windows(&mut rng, config.batch_size, context, horizon)?, Source::Real)
     } else {
         let channels = rng.random_range(1..=data.prior_max_channels);
         let seeds: Vec<u64> =

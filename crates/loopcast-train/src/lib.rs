@@ -13,16 +13,18 @@ mod config;
 pub mod data;
 mod error;
 mod loss;
+mod real;
 mod relative;
 mod trainer;
 mod validate;
 
 pub use config::{
-    DataConfig, EffectsConfig, KeepBy, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, TrainConfig,
-    TwinScale, ValidationConfig,
+    DataConfig, EffectsConfig, KeepBy, LoopsConfig, LossConfig, ModelSource, OptimizerConfig, RealSource,
+    TrainConfig, TwinScale, ValidationConfig,
 };
 pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
+pub use real::RealCorpus;
 pub use relative::{RelativeFit, fit_relative_path};
 pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train, train_on};
 pub use validate::{

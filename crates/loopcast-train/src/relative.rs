@@ -96,6 +96,8 @@ pub fn fit_relative_path(
     // The fit reads its batches as twin pairs (rows 2i and 2i + 1), whatever the recipe
     // trained on.
     recipe.data.plans_per_history = 2;
+    // Only SRE twins are read: the steps the recipe gives real series are the prior's.
+    recipe.data.real_share = 0.0;
     let control = LoopControl {
         min_loops: base.min_loops,
         max_loops: base.max_loops,

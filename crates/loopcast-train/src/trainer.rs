@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_model::{DeviceKind, LoopedWorldModel, ModelConfig, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{EVALUATION_SEEDS, Source, SreLayout, StepBatch, VALIDATION_SEEDS, training_batch};
+use crate::data::{EVALUATION_SEEDS, Source, SreLayout, StepBatch, VALIDATION_SEEDS, mixture_batch};
 use crate::{
-    LossValues, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate, fit_relative_path,
-    fitted_effect_widening, fitted_interval_scale, step_loss,
+    LossValues, RealCorpus, TrainConfig, TrainError, ValidationReport, ValidationSet, evaluate,
+    fit_relative_path, fitted_effect_widening, fitted_interval_scale, step_loss,
 };
 
 /// Where and how a run goes.
@@ -117,7 +117,8 @@ pub fn train(
     options: &TrainOptions,
     stop: &dyn StopSignal,
 ) -> Result<TrainOutcome, TrainError> {
-    train_on(config, options, stop, &|step| training_batch(config, step))
+    let real = RealCorpus::load(&config.data.real)?;
+    train_on(config, options, stop, &|step| mixture_batch(config, &real, step))
 }
 
 /// [`train`] on the windows `batches` gives for each step (a pure function of the step,

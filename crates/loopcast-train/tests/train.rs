@@ -12,7 +12,14 @@ use loopcast_train::{
 };
 
 fn tiny(steps: u64) -> TrainConfig {
-    let text = format!(
+    let config: TrainConfig = toml::from_str(&tiny_recipe(steps)).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+/// The recipe of [`tiny`], as TOML.
+fn tiny_recipe(steps: u64) -> String {
+    format!(
         r#"
 seed = 5
 steps = {steps}
@@ -62,10 +69,7 @@ windows = 4
 context = 64
 horizon = 16
 "#
-    );
-    let config: TrainConfig = toml::from_str(&text).unwrap();
-    config.validate().unwrap();
-    config
+    )
 }
 
 fn options(dir: &Path, resume: bool) -> TrainOptions {
@@ -458,4 +462,52 @@ fn keeping_by_wql_and_effect_adds_the_effect_error() {
     assert!((report.selection_score(KeepBy::WqlAndEffect) - 1.1).abs() < 1e-12);
     let no_effect = ValidationReport { effect_error: f64::NAN, ..report };
     assert!((no_effect.selection_score(KeepBy::WqlAndEffect) - 1.7).abs() < 1e-12);
+}
+
+/// A recipe may mix real series into training: its files are read at the start (paths
+/// relative to the recipe), a share without files or a file that cannot be read is refused
+/// naming it, and a run drawing half of its steps from them trains.
+#[test]
+fn a_recipe_mixes_real_series_into_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("unique_id,ds,y\n");
+    for (id, scale) in [("a", 1.0), ("b", 3.0)] {
+        for i in 0..90 {
+            let value = scale * (10.0 + (i % 12) as f64 + 0.1 * i as f64);
+            csv.push_str(&format!("{id},{}-{:02}-01,{value}\n", 2000 + i / 12, i % 12 + 1));
+        }
+    }
+    std::fs::write(dir.path().join("real.csv"), csv).unwrap();
+    let recipe = |data: &str| {
+        let path = dir.path().join("recipe.toml");
+        let text = tiny_recipe(6).replace("[data]\n", &format!("[data]\n{data}\n"));
+        std::fs::write(&path, text).unwrap();
+        TrainConfig::from_file(&path)
+    };
+    let err = recipe("real_share = 0.3").unwrap_err().to_string();
+    assert!(err.contains("data.real"), "{err}");
+    let err = recipe("real_share = 0.6\nreal = [{ path = \"real.csv\" }]").unwrap_err().to_string();
+    assert!(err.contains("data.sre_share + data.real_share"), "{err}");
+    // Half SRE, half real, none from the prior.
+    let config = recipe("real_share = 0.5\nreal = [{ path = \"real.csv\" }]").unwrap();
+    assert_eq!(config.data.real[0].path, dir.path().join("real.csv"));
+    let corpus = loopcast_train::RealCorpus::load(&config.data.real).unwrap();
+    assert_eq!(corpus.len(), 2);
+    let real_steps = (0..6)
+        .filter(|step| {
+            let batch = loopcast_train::data::mixture_batch(&config, &corpus, *step).unwrap();
+            batch.source == loopcast_train::data::Source::Real
+        })
+        .count();
+    assert!(real_steps > 0, "the run draws real series");
+    let out = tempfile::tempdir().unwrap();
+    train(&config, &options(out.path(), false), &AtomicBool::new(false)).unwrap();
+    assert_eq!(log(out.path()).len(), 6);
+    assert!(out.path().join("model").exists());
+
+    let absent = recipe("real_share = 0.3\nreal = [{ path = \"absent.csv\" }]").unwrap();
+    let err = train(&absent, &options(tempfile::tempdir().unwrap().path(), false), &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("absent.csv"), "{err}");
 }
