@@ -93,11 +93,10 @@ const MIN_PAIRS: usize = 16;
 /// Two passes. The first scores every lag up to half the context by how well the channels
 /// repeat at it ([`repetitions`]); a candidate is a lag scoring at least 0.3, above the
 /// noise of its pair count, and highest within an eighth of the lag either side. The second
-/// measures each candidate and the lags near it as a season ([`seasonal_strength`]: level
-/// removed by a moving mean over one period, the weakest repetition of up to 4 multiples,
-/// at least 2 measured so that the pattern is seen three times); the candidate's period is
-/// the nearby lag scoring best, and it must score 0.55. Of the candidates within 0.1 of the
-/// strongest
+/// measures each candidate as a season ([`seasonal_strength`]: level removed by a moving
+/// mean over two periods, the weakest repetition of up to 4 multiples, at least 2 measured
+/// so that the pattern is seen three times) and climbs to the neighbouring lag that scores
+/// best ([`climb`]), which must score 0.55. Of the candidates within 0.1 of the strongest
 /// the shortest is taken (the others are its multiples). It replaces the calendar's period
 /// when it is 0.1 stronger than the calendar's and not a multiple of it (a week of hourly
 /// steps is the calendar's longer season, not a wrong calendar). A calendar period longer
