@@ -107,15 +107,13 @@ pub fn find_season<'a>(
     calendar: usize,
 ) -> Season {
     let prior = Season::calendar(calendar);
-    let channels: Vec<(Vec<f64>, &[bool])> = channels
-        .into_iter()
-        .filter_map(|(values, observed)| Some((detrended(values, observed)?, observed)))
-        .collect();
+    let channels: Vec<Detrended<'_>> =
+        channels.into_iter().filter_map(|(values, observed)| Detrended::new(values, observed)).collect();
     let mut sum: Vec<f64> = Vec::new();
     let mut pairs: Vec<usize> = Vec::new();
     let mut counted = 0usize;
-    for (values, observed) in &channels {
-        let (repetition, n) = repetitions(values, observed);
+    for channel in &channels {
+        let (repetition, n) = repetitions(&channel.residual, channel.observed);
         if sum.is_empty() {
             (sum, pairs) = (vec![0.0; repetition.len()], n.clone());
         }
@@ -129,15 +127,13 @@ pub fn find_season<'a>(
         return prior;
     }
     let repetition: Vec<f64> = sum.iter().map(|s| s / counted as f64).collect();
-    let context = channels[0].0.len();
+    let context = channels[0].residual.len();
     let measured = |lag: usize| lag < repetition.len() && pairs[lag] >= MIN_PAIRS;
     // The mean seasonal strength over the channels that measure it, and at how many
     // multiples (the fewest of those channels).
     let strength = |period: usize| {
-        let each: Vec<(usize, f64)> = channels
-            .iter()
-            .filter_map(|(values, observed)| seasonal_strength(values, observed, period))
-            .collect();
+        let each: Vec<(usize, f64)> =
+            channels.iter().filter_map(|channel| seasonal_strength(channel, period)).collect();
         let multiples = each.iter().map(|(m, _)| *m).min().unwrap_or(0);
         (multiples, each.iter().map(|(_, s)| s).sum::<f64>() / each.len().max(1) as f64)
     };
@@ -215,38 +211,58 @@ fn climb(
     best
 }
 
-/// `values` less their least-squares line over the `observed` ones (0 where unobserved);
-/// `None` with fewer than `2 × MIN_PAIRS` observed values or none varying.
-fn detrended(values: &[f32], observed: &[bool]) -> Option<Vec<f64>> {
-    let len = values.len().min(observed.len());
-    let points: Vec<(f64, f64)> =
-        (0..len).filter(|i| observed[*i]).map(|i| (i as f64, f64::from(values[i]))).collect();
-    if points.len() < 2 * MIN_PAIRS {
-        return None;
+/// One target channel of a context with its least-squares line removed, and the running
+/// sums of its observed remainders that every period's moving mean reads.
+struct Detrended<'a> {
+    /// The values less the line (0 where unobserved).
+    residual: Vec<f64>,
+    observed: &'a [bool],
+    /// `sums[i]`: the sum and count of the observed residuals before index `i`.
+    sums: Vec<(f64, usize)>,
+}
+
+impl<'a> Detrended<'a> {
+    /// `values` less their least-squares line over the `observed` ones; `None` with fewer
+    /// than `2 × MIN_PAIRS` observed values or none varying.
+    fn new(values: &[f32], observed: &'a [bool]) -> Option<Self> {
+        let len = values.len().min(observed.len());
+        let observed = &observed[..len];
+        let points: Vec<(f64, f64)> =
+            (0..len).filter(|i| observed[*i]).map(|i| (i as f64, f64::from(values[i]))).collect();
+        if points.len() < 2 * MIN_PAIRS {
+            return None;
+        }
+        let n = points.len() as f64;
+        let (mean_t, mean_v) = points.iter().fold((0.0, 0.0), |(t, v), (pt, pv)| (t + pt / n, v + pv / n));
+        let (mut stt, mut stv) = (0.0, 0.0);
+        for (t, v) in &points {
+            stt += (t - mean_t) * (t - mean_t);
+            stv += (t - mean_t) * (v - mean_v);
+        }
+        let slope = if stt > 0.0 { stv / stt } else { 0.0 };
+        let mut residual = vec![0.0f64; len];
+        for (t, v) in &points {
+            residual[*t as usize] = v - mean_v - slope * (t - mean_t);
+        }
+        let variance = points.iter().map(|(t, _)| residual[*t as usize].powi(2)).sum::<f64>() / n;
+        if variance.is_nan() || variance <= 1e-12 * (1.0 + mean_v * mean_v) {
+            return None;
+        }
+        let mut sums = vec![(0.0, 0usize); len + 1];
+        for i in 0..len {
+            let (sum, count) = sums[i];
+            sums[i + 1] = if observed[i] { (sum + residual[i], count + 1) } else { (sum, count) };
+        }
+        Some(Self { residual, observed, sums })
     }
-    let n = points.len() as f64;
-    let (mean_t, mean_v) = points.iter().fold((0.0, 0.0), |(t, v), (pt, pv)| (t + pt / n, v + pv / n));
-    let (mut stt, mut stv) = (0.0, 0.0);
-    for (t, v) in &points {
-        stt += (t - mean_t) * (t - mean_t);
-        stv += (t - mean_t) * (v - mean_v);
-    }
-    let slope = if stt > 0.0 { stv / stt } else { 0.0 };
-    let mut residual = vec![0.0f64; len];
-    for (t, v) in &points {
-        residual[*t as usize] = v - mean_v - slope * (t - mean_t);
-    }
-    let variance = points.iter().map(|(t, _)| residual[*t as usize].powi(2)).sum::<f64>() / n;
-    (variance > 1e-12 * (1.0 + mean_v * mean_v)).then_some(residual)
 }
 
 /// How well the detrended `residual` (where `observed`) repeats at each lag up to a little
 /// over half its length, and each lag's count of observed pairs.
 ///
 /// The repetition at lag `k` is `1 − d(k) / mean(d(1..=k))`, where `d(k)` is the mean
-/// squared difference between values `k` apart: the
-/// cumulative-mean-normalised difference of the YIN pitch detector (de Cheveigné and
-/// Kawahara, 2002). A period of a noisy pattern scores about the share of the variance the
+/// squared difference between values `k` apart: the cumulative-mean-normalised
+/// difference of the YIN pitch detector (de Cheveigné and Kawahara, 2002). A period of a noisy pattern scores about the share of the variance the
 /// pattern holds; white noise scores 0 at every lag. A slow wander can score high at a
 /// long lag, which [`seasonal_strength`] then tells apart.
 fn repetitions(residual: &[f64], observed: &[bool]) -> (Vec<f64>, Vec<usize>) {
@@ -255,7 +271,6 @@ fn repetitions(residual: &[f64], observed: &[bool]) -> (Vec<f64>, Vec<usize>) {
     let lags = (len / 2 + len / 16 + 2).min(len);
     let mut repetition = vec![0.0; lags];
     let mut pairs = vec![0usize; lags];
-    pairs[0] = observed.iter().filter(|o| **o).count();
     let (mut total, mut counted) = (0.0, 0usize);
     for lag in 1..lags {
         let (mut sum, mut count) = (0.0, 0usize);
@@ -277,27 +292,23 @@ fn repetitions(residual: &[f64], observed: &[bool]) -> (Vec<f64>, Vec<usize>) {
     (repetition, pairs)
 }
 
-/// How strongly the detrended `values` (where `observed`) hold a season of `period` steps, and at how
-/// many of its multiples it was measured (`None`: not even at the period itself).
+/// How strongly a detrended `channel` holds a season of `period` steps, and at how many of
+/// its multiples it was measured (`None`: not even at the period itself).
 ///
 /// Each value's level is removed first: the mean of the observed values over two periods
 /// around it (one where two do not fit; shifted inside the context at its ends), which
 /// holds every phase equally and so removes a level, a trend or a slow wander but not a
-/// season of that period. The strength
-/// at a lag is `1 − mean squared difference of the remainders that lag apart ÷ twice their
-/// variance` (their correlation, for a steady remainder); a period's is the weakest over
+/// season of that period. The strength at a lag is `1 − mean squared difference of the
+/// remainders that lag apart ÷ twice their variance` (their correlation, for a steady
+/// remainder); a period's is the weakest over
 /// its first multiples with enough pairs. A season scores the share of the remainder it
 /// holds at every multiple; a slow wander can match itself once by chance, but seldom at
 /// every multiple.
-fn seasonal_strength(values: &[f64], observed: &[bool], period: usize) -> Option<(usize, f64)> {
-    let len = values.len().min(observed.len());
+fn seasonal_strength(channel: &Detrended<'_>, period: usize) -> Option<(usize, f64)> {
+    let Detrended { residual: values, observed, sums } = channel;
+    let len = values.len();
     if period < 2 || period > len {
         return None;
-    }
-    let mut sums = vec![(0.0, 0usize); len + 1];
-    for i in 0..len {
-        let (sum, count) = sums[i];
-        sums[i + 1] = if observed[i] { (sum + values[i], count + 1) } else { (sum, count) };
     }
     // Two periods where they fit: gaps that miss phases bias a one-period mean more.
     let window = if 2 * period <= len { 2 * period } else { period };
