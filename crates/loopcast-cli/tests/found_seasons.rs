@@ -1,8 +1,7 @@
 //! A period no calendar gives: 5-minute arrivals kept to business hours on a continuous
 //! grid repeat every 169 steps where the calendar's day is 288. The shipped model finds
 //! the period in every history, and its forecasts anchored there are far better than on
-//! the calendar's day and close to seasonal naive at the period (the shipped weights were
-//! trained on calendar anchors; beating seasonal naive there is issue #29's retrain).
+//! the calendar's day and better than seasonal naive at the period.
 
 use loopcast_core::{Role, SeasonSource, seasonal_naive_sources};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelBatch};
@@ -120,8 +119,9 @@ fn a_business_day_of_169_steps_is_found_and_anchors_the_forecast() {
     }
     let (calendar, _) = model_error(&model, &series, false);
     eprintln!("MAE: seasonal naive at {DAY} {naive:.3}, loopcast found {found:.3}, calendar {calendar:.3}");
-    // Measured 2026-12-07: 5.92, 6.71 and 15.97.
+    // Measured 2026-12-07: 5.92, 5.73 and 16.45 (the weights before, trained on calendar
+    // anchors: 6.71 and 15.97).
     assert!(calendar > 2.0 * naive, "the calendar's day is not this data's: {calendar:.3} vs {naive:.3}");
     assert!(found < 0.5 * calendar, "found period {found:.3} vs the calendar's {calendar:.3}");
-    assert!(found < 1.15 * naive, "found period {found:.3} vs seasonal naive at it {naive:.3}");
+    assert!(found < naive, "found period {found:.3} vs seasonal naive at it {naive:.3}");
 }

@@ -302,8 +302,10 @@ impl LoopedWorldModel {
     /// the relative action path (`ModelConfig::relative_effects`), the expected plan's
     /// head (`ModelConfig::expected_plan`) and the departure memory
     /// (`ModelConfig::departure_memory`), which `config` may add and which then keep
-    /// their fresh weights. `Ok(None)` when the configs differ in
-    /// anything else.
+    /// their fresh weights. `config` may also leave out the relative path the saved model
+    /// has: it was solved on the saved network's states (`loopcast_train::
+    /// fit_relative_path`), which training moves, so a fine-tune drops it and solves it
+    /// again. `Ok(None)` when the configs differ in anything else.
     pub fn load_into(
         dir: impl AsRef<Path>,
         config: &ModelConfig,
@@ -321,13 +323,17 @@ impl LoopedWorldModel {
             departure_memory: config.departure_memory,
             ..saved.config.clone()
         };
-        let drops = (saved.config.relative_effects && !config.relative_effects)
-            || (saved.config.expected_plan && !config.expected_plan)
+        let drops_path = saved.config.relative_effects && !config.relative_effects;
+        let drops = (saved.config.expected_plan && !config.expected_plan)
             || (saved.config.departure_memory && !config.departure_memory);
         if &comparable != config || drops {
             return Ok(None);
         }
-        let network = if adds_path { saved.network.with_relative_path(device) } else { saved.network };
+        let network = match (adds_path, drops_path) {
+            (true, _) => saved.network.with_relative_path(device),
+            (_, true) => saved.network.without_relative_path(),
+            _ => saved.network,
+        };
         let network = if adds_plan { network.with_plan_head(device) } else { network };
         let network = if adds_memory { network.with_departure_memory(device) } else { network };
         Ok(Some(Self::from_network(network, config.clone(), device)))

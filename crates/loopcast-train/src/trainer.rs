@@ -152,7 +152,8 @@ pub fn train_on(
             Some(dir) => {
                 // The interval scale is fitted after training, not learned: a calibrated
                 // model starts a run like the uncalibrated one (at the recipe's scale). A
-                // recipe may add the relative action path.
+                // recipe may add the relative action path, or drop it to solve it again
+                // (`effects.relative_pairs`).
                 let start = LoopedWorldModel::load_into(dir, model_config, &device)?.ok_or_else(|| {
                     TrainError::Config {
                         path: dir.clone(),

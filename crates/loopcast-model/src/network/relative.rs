@@ -69,6 +69,17 @@ impl Network {
         self
     }
 
+    /// The same network without a relative action path.
+    pub(crate) fn without_relative_path(self) -> Self {
+        Self {
+            relative_state: None,
+            relative_action: None,
+            relative_coefficients: None,
+            relative_norm: None,
+            ..self
+        }
+    }
+
     /// What the relative action path reads for the decoded `patches` (`None` without the
     /// path or without action channels): its coefficients are
     /// `[kinds(states), 1]ᵀ · C_{u,f} · kinds(tokens)` per unit `u` and feature `f`, times
