@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::TrainConfig;
 use crate::TrainError;
 use crate::data::{Source, training_batch};
+use crate::trainer::stable_ids;
 
 /// First step index of the batches fitted on: far beyond any recipe's steps, so the fit
 /// sees windows no training step saw.
@@ -216,7 +217,8 @@ pub fn fit_relative_path(
         target_kinds_right: target_kinds.right,
         action_kinds_right: action_kinds.right,
     };
-    Ok((LoopedWorldModel::from_network(fitted, config, &device), fit))
+    // Ids from the parameters' paths, not drawn at random, so a rerun writes the same file.
+    Ok((LoopedWorldModel::from_network(stable_ids(fitted, false), config, &device), fit))
 }
 
 /// One batch's least-squares rows: per twin pair, target and every other future step,

@@ -160,9 +160,9 @@ pub fn train_on(
                         message: "the initial model's config is not the recipe's `model`".into(),
                     }
                 })?;
-                stable_ids(start.network().clone())
+                stable_ids(start.network().clone(), true)
             }
-            None => stable_ids(Network::new(model_config, &device)),
+            None => stable_ids(Network::new(model_config, &device), true),
         };
         drop(guard);
         let _ = fs::remove_file(out.join(LOG));
@@ -404,10 +404,13 @@ fn clip_global_norm(network: &Network, grads: &mut GradientsParams, max: f64) ->
 }
 
 /// Gives every parameter an id derived from its path in the module tree, so optimiser
-/// state saved by one process finds its parameters in another (burn draws ids at random).
-fn stable_ids(network: Network) -> Network {
+/// state saved by one process finds its parameters in another, and a rerun writes the same
+/// weights file (burn draws ids at random). `trainable`: the parameters also require
+/// gradients (the network is trained on an autodiff device).
+pub(crate) fn stable_ids(network: Network, trainable: bool) -> Network {
     struct StableIds {
         path: Vec<String>,
+        trainable: bool,
     }
     impl ModuleMapper for StableIds {
         fn enter_module(&mut self, name: &str, _container_type: &str) {
@@ -422,10 +425,11 @@ fn stable_ids(network: Network) -> Network {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
             let (_, value, mapper) = param.consume();
-            Param::from_mapped_value(ParamId::from(id), value.set_require_grad(true), mapper)
+            let value = if self.trainable { value.set_require_grad(true) } else { value };
+            Param::from_mapped_value(ParamId::from(id), value, mapper)
         }
     }
-    network.map(&mut StableIds { path: Vec::new() })
+    network.map(&mut StableIds { path: Vec::new(), trainable })
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -559,7 +563,7 @@ fn resume(
         )));
     }
     let model = LoopedWorldModel::load(dir.join("model"), device)?;
-    let network = stable_ids(model.network().clone());
+    let network = stable_ids(model.network().clone(), true);
     let optimizer_path = dir.join("optimizer.bpk");
     let optimizer =
         optimizer(config).load(&optimizer_path).map_err(|e| io(&optimizer_path, format!("{e:?}")))?;

@@ -401,6 +401,13 @@ fn a_recipe_fits_the_relative_path_after_training() {
         forecast(&shipped, &twins).values,
         "the run's fit is this solve"
     );
+    let again = tempfile::tempdir().unwrap();
+    fitted.save(again.path()).unwrap();
+    let bytes = |dir: &std::path::Path| std::fs::read(dir.join("weights.bpk")).unwrap();
+    assert!(
+        bytes(again.path()) == bytes(&fitted_dir.path().join("model")),
+        "the same solve writes the same file"
+    );
     assert_ne!(forecast(&base, &twins).values, forecast(&fitted, &twins).values, "the path moves effects");
     assert_eq!(forecast(&base, &prior).values, forecast(&fitted, &prior).values, "no actions, no path");
     assert!(loopcast_train::fit_relative_path(&fitted, &recipe, 16, false).is_err());
