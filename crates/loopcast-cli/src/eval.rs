@@ -126,6 +126,10 @@ pub(crate) struct EvalArgs {
     /// Exit threshold of the loop gate [default: the model's].
     #[arg(long)]
     exit_threshold: Option<f64>,
+    /// Fit each series' interval widths on up to N backtests over the end of its own
+    /// context, one horizon apart (0: the model's global interval scale alone).
+    #[arg(long, default_value_t = 0)]
+    series_calibration: usize,
     /// A model directory; the embedded shipped model when absent.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -274,6 +278,7 @@ fn forecast_options(args: &EvalArgs) -> ForecastOptions {
     ForecastOptions {
         max_loops: args.max_loops,
         exit_threshold: args.exit_threshold,
+        series_calibration: args.series_calibration,
         ..ForecastOptions::default()
     }
 }

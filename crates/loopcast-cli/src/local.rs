@@ -166,6 +166,10 @@ pub(crate) struct ScoreArgs {
     /// Exit threshold of the loop gate [default: the model's].
     #[arg(long)]
     exit_threshold: Option<f64>,
+    /// Fit each series' interval widths on up to N backtests over the end of its own
+    /// history (0 to 8; 0: the model's calibration alone).
+    #[arg(long, default_value_t = 0)]
+    series_calibration: usize,
     /// Leave unknown future action cells unknown instead of holding the last value.
     #[arg(long)]
     unknown_actions: bool,
@@ -195,6 +199,7 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
             min_loops: None,
             max_loops: args.max_loops,
             exit_threshold: args.exit_threshold,
+            series_calibration: args.series_calibration,
         },
         missing_actions: if args.unknown_actions {
             MissingActionsInput::Unknown

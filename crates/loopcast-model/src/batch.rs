@@ -255,6 +255,62 @@ impl ModelBatch {
         )
     }
 
+    /// The same windows as they stood `back` steps earlier (`horizon ≤ back < context`):
+    /// each context ends `back` steps before this one's end (left-padded with masked
+    /// cells), the future holds the actions and covariates that then came (known where
+    /// they were observed and this batch knows its own future's), and the targets'
+    /// values over that future are returned beside the batch as `(values, observed)`,
+    /// `[B, T, H]`: a backtest over the end of every window's own history. Seasons are kept.
+    pub fn cut_back(&self, back: usize) -> Result<(Self, Vec<f32>, Vec<bool>), ModelError> {
+        let (channels, targets, context, horizon) =
+            (self.roles.len(), self.targets(), self.context, self.horizon);
+        if back < horizon || back >= context {
+            return Err(ModelError::Input(format!(
+                "a backtest {back} steps back needs a horizon ({horizon}) to at most {back} and a context \
+                 ({context}) above it"
+            )));
+        }
+        let mut values = vec![0.0; self.values.len()];
+        let mut observed = vec![false; self.observed.len()];
+        let mut future = vec![0.0; self.future.len()];
+        let mut known = vec![false; self.future_known.len()];
+        let mut truth = vec![0.0; self.batch * targets * horizon];
+        let mut seen = vec![false; truth.len()];
+        for b in 0..self.batch {
+            for c in 0..channels {
+                let row = (b * channels + c) * context;
+                values[row + back..row + context].copy_from_slice(&self.values[row..row + context - back]);
+                observed[row + back..row + context]
+                    .copy_from_slice(&self.observed[row..row + context - back]);
+                let then = row + context - back..row + context - back + horizon;
+                let (into, into_known) = if c < targets {
+                    let at = (b * targets + c) * horizon;
+                    (&mut truth[at..at + horizon], &mut seen[at..at + horizon])
+                } else {
+                    let at = (b * channels + c) * horizon;
+                    (&mut future[at..at + horizon], &mut known[at..at + horizon])
+                };
+                into.copy_from_slice(&self.values[then.clone()]);
+                into_known.copy_from_slice(&self.observed[then]);
+                if c >= targets {
+                    // The backtest knows of the future what the forecast knows of its own.
+                    let own =
+                        &self.future_known[(b * channels + c) * horizon..(b * channels + c + 1) * horizon];
+                    for ((value, known), own) in into.iter_mut().zip(into_known.iter_mut()).zip(own) {
+                        *known &= *own;
+                        if !*known {
+                            *value = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+        let cut =
+            Self::new(self.roles.clone(), self.batch, context, horizon, values, observed, future, known)?
+                .with_season_table(self.seasons.clone(), self.season_sources.clone())?;
+        Ok((cut, truth, seen))
+    }
+
     /// The same histories with other future values (a what-if plan).
     pub fn with_future(&self, future: Vec<f32>, future_known: Vec<bool>) -> Result<Self, ModelError> {
         Self::new(
@@ -313,6 +369,31 @@ mod tests {
             ModelBatch::new(vec![Role::Target], 1, 1, 1, vec![0.0], vec![true], vec![0.0], vec![false]);
         let err = ModelBatch::concat(&[&a, &short.unwrap()]).unwrap_err();
         assert!(err.to_string().contains("cannot batch"), "{err}");
+    }
+
+    #[test]
+    fn a_cut_back_batch_is_the_history_as_it_stood() {
+        // The target's context is 1 2 3 4, the action's 5 6 7 and a gap; cut 3 steps back.
+        let b = batch().with_season(2);
+        let (cut, truth, seen) = b.cut_back(3).unwrap();
+        let (values, observed) = cut.context_arrays();
+        assert_eq!(values, &[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 5.0]);
+        assert_eq!(observed, &[false, false, false, true, false, false, false, true]);
+        assert_eq!((truth, seen), (vec![2.0, 3.0, 4.0], vec![true, true, true]));
+        let (future, known) = cut.future_arrays();
+        assert_eq!(&future[3..], &[0.0, 7.0, 0.0], "the action that came, where the forecast knows its own");
+        assert_eq!(&known[3..], &[false, true, false]);
+        assert_eq!(&known[..3], &[false; 3], "targets are never given");
+        let planned = b.with_future(vec![0.0; 6], vec![false, false, false, true, true, true]).unwrap();
+        let (cut, _, _) = planned.cut_back(3).unwrap();
+        let (future, known) = cut.future_arrays();
+        assert_eq!(&future[3..], &[6.0, 7.0, 0.0], "the actions that came");
+        assert_eq!(&known[3..], &[true, true, false], "an unobserved action cell stays unknown");
+        assert_eq!(cut.seasons(), &[2]);
+        for back in [2, 4] {
+            let err = b.cut_back(back).unwrap_err();
+            assert!(err.to_string().contains("backtest"), "{err}");
+        }
     }
 
     #[test]

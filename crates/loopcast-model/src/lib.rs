@@ -27,6 +27,7 @@ mod network;
 pub mod planner;
 pub mod quantiles;
 mod retention;
+mod series_calibration;
 
 pub use batch::{MissingActions, ModelBatch};
 /// The device a model runs on (burn's; carries its backend).

@@ -10,6 +10,7 @@ use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{Encoded, Inputs, LoopControl, Network};
+use crate::series_calibration::{Backtests, widen};
 use crate::{MissingActions, ModelBatch, ModelConfig, ModelError};
 
 /// Per-call options of a forecast or what-if.
@@ -26,6 +27,12 @@ pub struct ForecastOptions {
     pub patches: Option<Vec<usize>>,
     /// What becomes of unknown future action cells.
     pub missing_actions: MissingActions,
+    /// Fit each series' interval widths on up to this many backtests over the end of its
+    /// own history, one horizon apart (0, the default: the model's global scale alone),
+    /// for every plan alike. The backtests cost one more forward pass of that many windows
+    /// per window (docs/MODEL.md, "Intervals per series").
+    #[serde(default)]
+    pub series_calibration: usize,
 }
 
 /// Quantile trajectories for every target channel of every window.
@@ -193,6 +200,26 @@ impl LoopedWorldModel {
         Ok(plans.pop().expect("one plan in, one forecast out"))
     }
 
+    /// Each series' factor on its quantiles' distances from the median, `[B, T]`, fitted
+    /// on `options.series_calibration` backtests over its own history; `None` when none
+    /// is asked for or the histories hold none.
+    fn series_factors(
+        &self,
+        batch: &ModelBatch,
+        options: &ForecastOptions,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        if options.series_calibration == 0 {
+            return Ok(None);
+        }
+        let Some(backtests) = Backtests::new(batch, options.series_calibration, 2 * self.config.patch_len)?
+        else {
+            return Ok(None);
+        };
+        let plain = ForecastOptions { patches: None, series_calibration: 0, ..options.clone() };
+        let forecast = self.forecast(&backtests.batch, &plain)?;
+        Ok(Some(backtests.factors(&forecast)))
+    }
+
     /// One history per window, several plans for its future: encodes each history once,
     /// then rolls every plan out from the shared encoding. `plans` are `(future values,
     /// known mask)` pairs shaped like the batch's own future, `[B, C, H]`.
@@ -218,6 +245,7 @@ impl LoopedWorldModel {
             }
             None => (0..patches).collect(),
         };
+        let factors = self.series_factors(batch, options)?;
         let inputs = Inputs::new(batch, &self.config, &self.device);
         let mut planned = Vec::with_capacity(plans.len());
         for (future, known) in plans {
@@ -262,6 +290,12 @@ impl LoopedWorldModel {
                 values: values[plan * per_plan..(plan + 1) * per_plan].to_vec(),
                 loops: rollout.loops[plan * b..(plan + 1) * b].to_vec(),
                 missing_actions: options.missing_actions,
+            })
+            .map(|mut forecast| {
+                if let Some(factors) = &factors {
+                    widen(&mut forecast, factors);
+                }
+                forecast
             })
             .collect())
     }

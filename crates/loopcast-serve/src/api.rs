@@ -103,7 +103,7 @@ pub enum MissingActionsInput {
     Unknown,
 }
 
-/// How much the model may compute per future patch.
+/// How much the model may compute: loops per future patch, and backtests per series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeOptions {
@@ -117,7 +117,15 @@ pub struct ComputeOptions {
     /// above `1` always runs `max_loops`.
     #[serde(default)]
     pub exit_threshold: Option<f64>,
+    /// Fit each series' interval widths on up to this many backtests over the end of its
+    /// own history, one horizon apart (0 to 8; default 0: the model's calibration alone).
+    /// Each costs one more forecast of the series; medians are unchanged.
+    #[serde(default)]
+    pub series_calibration: usize,
 }
+
+/// The most backtests a request may ask for per series (`compute.series_calibration`).
+pub const MAX_SERIES_CALIBRATION: usize = 8;
 
 /// `POST /v1/forecast`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

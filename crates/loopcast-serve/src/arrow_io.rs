@@ -44,6 +44,7 @@ pub(crate) struct ArrowQuery {
     min_loops: Option<usize>,
     max_loops: Option<usize>,
     exit_threshold: Option<f64>,
+    series_calibration: Option<usize>,
     missing_actions: Option<MissingActionsInput>,
     /// Grid step of every series (`5m`); inferred from the timestamps when absent.
     frequency: Option<String>,
@@ -75,6 +76,7 @@ impl ArrowQuery {
             min_loops: self.min_loops,
             max_loops: self.max_loops,
             exit_threshold: self.exit_threshold,
+            series_calibration: self.series_calibration.unwrap_or(0),
         }
     }
 }

@@ -52,8 +52,9 @@ pub struct WorkItem {
 }
 
 impl WorkItem {
+    /// Windows the model runs for the item: each plan's, and each backtest's.
     fn windows(&self) -> usize {
-        self.batch.batch() * self.plans.len()
+        self.batch.batch() * (self.plans.len() + self.options.series_calibration)
     }
 
     /// Items that can run in one model call.

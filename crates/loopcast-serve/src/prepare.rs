@@ -8,8 +8,8 @@ use loopcast_core::{Frequency, Role};
 use loopcast_model::{Forecast, ForecastOptions, MissingActions, ModelBatch, ModelConfig, quantiles};
 
 use crate::api::{
-    ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, MissingActionsInput, QuantileTrajectory,
-    SeriesInput,
+    ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, MAX_SERIES_CALIBRATION, MissingActionsInput,
+    QuantileTrajectory, SeriesInput,
 };
 use crate::batcher::{Plan, WorkItem};
 use crate::config::Limits;
@@ -184,6 +184,12 @@ pub(crate) fn options(
             format!("must be 0 or more, got {threshold}"),
         ));
     }
+    if compute.series_calibration > MAX_SERIES_CALIBRATION {
+        return Err(Problem::invalid(
+            "compute.series_calibration",
+            format!("must be 0 to {MAX_SERIES_CALIBRATION}, got {}", compute.series_calibration),
+        ));
+    }
     Ok(ForecastOptions {
         min_loops: compute.min_loops,
         max_loops: compute.max_loops,
@@ -193,6 +199,7 @@ pub(crate) fn options(
             MissingActionsInput::HoldLast => MissingActions::HoldLast,
             MissingActionsInput::Unknown => MissingActions::Unknown,
         },
+        series_calibration: compute.series_calibration,
     })
 }
 

@@ -94,6 +94,16 @@ async fn forecasts_match_the_model_called_directly() {
     close(served(&answer["series"][0], 0, 1, 5), q50, "median");
     assert!(answer["series"][0]["loops"].as_array().unwrap().iter().all(|l| l == 2));
 
+    // Intervals fitted on the series' own backtests reach the model.
+    let body = json!({"series": [a.json(None)], "horizon": HORIZON, "compute": {"series_calibration": 3}});
+    let (status, _, answer) = server.post("/v1/forecast", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let options = ForecastOptions { series_calibration: 3, ..ForecastOptions::default() };
+    let direct = model.forecast(&a.batch(HORIZON, None), &options).unwrap();
+    let plain = model.forecast(&a.batch(HORIZON, None), &ForecastOptions::default()).unwrap();
+    close(served(&answer["series"][0], 0, 0, 9), f64::from(direct.value(0, 0, 9, 0)), "fitted 0.01");
+    assert_ne!(direct.values, plain.values, "the backtests moved an interval");
+
     // A season given in the request is the one the model anchors on.
     let mut given = a.json(None);
     given["season"] = json!(12);
@@ -238,6 +248,9 @@ async fn the_served_document_states_the_bounds_the_server_keeps() {
     let max_levels = number(&levels["maxItems"]) as usize;
     let loops = &schemas["ComputeOptions"]["properties"]["max_loops"];
     let (min_loops, max_loops) = (number(&loops["minimum"]), number(&loops["maximum"]));
+    let max_backtests =
+        number(&schemas["ComputeOptions"]["properties"]["series_calibration"]["maximum"]) as u64;
+    assert_eq!(max_backtests, 8);
     assert_eq!((min_horizon, max_horizon, min_series, max_series), (1.0, 24.0, 1.0, 3.0));
     assert_eq!((max_levels, min_loops, max_loops), (4, 1.0, 3.0));
     for request in ["WhatIfRequest", "PlanRequest", "JobRequest"] {
@@ -299,6 +312,11 @@ async fn the_served_document_states_the_bounds_the_server_keeps() {
             "compute.exit_threshold",
             body(1, 8.0, json!({"compute": {"exit_threshold": 0.0}})),
             body(1, 8.0, json!({"compute": {"exit_threshold": -0.1}})),
+        ),
+        (
+            "compute.series_calibration",
+            body(1, 8.0, json!({"compute": {"series_calibration": max_backtests}})),
+            body(1, 8.0, json!({"compute": {"series_calibration": max_backtests + 1}})),
         ),
         ("series[0].season", with_season(min_season), with_season(min_season - 1)),
         ("series[0].season", with_season(max_season), with_season(max_season + 1)),

@@ -28,6 +28,6 @@ pub use real::RealCorpus;
 pub use relative::{RelativeFit, fit_relative_path};
 pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train, train_on};
 pub use validate::{
-    MAX_EFFECT_WIDENING, ValidationReport, ValidationSet, evaluate, fitted_effect_widening,
+    MAX_EFFECT_WIDENING, ValidationReport, ValidationSet, evaluate, evaluate_with, fitted_effect_widening,
     fitted_interval_scale,
 };

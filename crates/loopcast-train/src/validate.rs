@@ -157,6 +157,16 @@ struct Tally {
 
 /// Scores `model` on `set`.
 pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<ValidationReport, TrainError> {
+    evaluate_with(model, set, &ForecastOptions::default())
+}
+
+/// Scores `model` on `set`, every forecast made with `options` (the run at the most loops
+/// with its exit threshold above 1).
+pub fn evaluate_with(
+    model: &LoopedWorldModel,
+    set: &ValidationSet,
+    options: &ForecastOptions,
+) -> Result<ValidationReport, TrainError> {
     let levels = &model.config().quantiles;
     let (low, median, high) = interval_levels(model)?;
     let interval: Vec<usize> =
@@ -170,12 +180,12 @@ pub fn evaluate(model: &LoopedWorldModel, set: &ValidationSet) -> Result<Validat
         .map(|(b, planned)| (b, planned, SRE_SEASON))
         .chain(set.prior.iter().map(|b| (b, None, PRIOR_SEASON)));
     for (batch, planned, season) in batches {
-        let adaptive = model.forecast(batch, &ForecastOptions::default()).map_err(fail)?;
-        let full = ForecastOptions { exit_threshold: Some(2.0), ..ForecastOptions::default() };
+        let adaptive = model.forecast(batch, options).map_err(fail)?;
+        let full = ForecastOptions { exit_threshold: Some(2.0), ..options.clone() };
         let at_max = model.forecast(batch, &full).map_err(fail)?;
         // Twin effects compare both rows of a pair under their own plans.
         let planned = match planned {
-            Some(planned) => Some(model.forecast(planned, &ForecastOptions::default()).map_err(fail)?),
+            Some(planned) => Some(model.forecast(planned, options).map_err(fail)?),
             None => None,
         };
         tally.loops += adaptive.loops.iter().flatten().map(|l| f64::from(*l)).sum::<f64>();

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::{jobs, model};
+use crate::api::MAX_SERIES_CALIBRATION;
 use crate::config::Limits;
 use crate::datasets;
 use crate::frequency_field;
@@ -55,6 +56,7 @@ fn document(bounds: &Bounds) -> String {
         bound(&mut compute[loops], json!({"minimum": 1, "maximum": limits.max_loops}));
     }
     bound(&mut compute["exit_threshold"], json!({"minimum": 0}));
+    bound(&mut compute["series_calibration"], json!({"minimum": 0, "maximum": MAX_SERIES_CALIBRATION}));
     // A target is forecast, never planned, and needs one observed value.
     let target_rule = json!({
         "if": {"properties": {"role": {"const": "target"}}, "required": ["role"]},
