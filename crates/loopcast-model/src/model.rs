@@ -10,7 +10,7 @@ use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{Encoded, Inputs, LoopControl, Network};
-use crate::series_calibration::{Backtests, widen};
+use crate::series_calibration::{Backtests, scale_intervals};
 use crate::{MissingActions, ModelBatch, ModelConfig, ModelError};
 
 /// Per-call options of a forecast or what-if.
@@ -293,7 +293,7 @@ impl LoopedWorldModel {
             })
             .map(|mut forecast| {
                 if let Some(factors) = &factors {
-                    widen(&mut forecast, factors);
+                    scale_intervals(&mut forecast, factors);
                 }
                 forecast
             })

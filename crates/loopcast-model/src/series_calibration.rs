@@ -1,4 +1,4 @@
-//! Interval widths fitted on each series' own history (split conformal on backtests).
+//! Interval widths fitted on each series' own history, on backtests over its end.
 //!
 //! The model's interval scale is fitted once, after training, on the simulator's held-out
 //! seeds; a user's series can be calmer or wilder than those. Before answering, the model
@@ -157,7 +157,7 @@ fn best_factor(cells: &[(f64, Vec<f64>)], levels: &[f64], median: usize) -> f64 
 
 /// `forecast` with the quantiles of window `b`, target `t` moved from their median by
 /// `factors[b·T + t]`.
-pub(crate) fn widen(forecast: &mut Forecast, factors: &[f32]) {
+pub(crate) fn scale_intervals(forecast: &mut Forecast, factors: &[f32]) {
     let (steps, levels, median) = (forecast.steps, forecast.levels.len(), median_level(&forecast.levels));
     for (series, factor) in factors.iter().enumerate() {
         if *factor == 1.0 {
