@@ -105,9 +105,10 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     stride: Option<usize>,
     /// Models to run, comma-separated (loopcast, snaive, naive, ets, mstl); seasonal
-    /// naive always runs, as the reference of every relative score.
-    #[arg(long, value_delimiter = ',', default_value = "loopcast,snaive,ets,mstl")]
-    models: Vec<ModelName>,
+    /// naive always runs, as the reference of every relative score [default: a suite's
+    /// `models`, else loopcast,snaive,ets,mstl].
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<ModelName>>,
     /// MSTL's periods, comma-separated [default: the season].
     #[arg(long, value_delimiter = ',')]
     mstl_periods: Vec<usize>,
@@ -205,10 +206,11 @@ pub(crate) async fn run(args: EvalArgs) -> Result<()> {
             if suite.dataset.is_empty() {
                 bail!(UsageError(format!("{}: no [[dataset]]", path.display())));
             }
-            let models = suite.models.unwrap_or_else(|| args.models.clone());
+            // The flag, when given, wins over the file.
+            let models = args.models.clone().or(suite.models).unwrap_or_else(default_models);
             (suite.dataset, models)
         }
-        None => (vec![dataset_from_flags(&args)?], args.models.clone()),
+        None => (vec![dataset_from_flags(&args)?], args.models.clone().unwrap_or_else(default_models)),
     };
     for dataset in &datasets {
         check(dataset)?;
@@ -271,6 +273,11 @@ fn run_twins(args: &EvalArgs, episodes: usize) -> Result<()> {
     let device = args.device.parse::<DeviceKind>()?.device()?;
     let (model, name, _) = models::load(args.model.as_deref(), &device)?;
     twins::run(&run, &model, &name, &forecast_options(args), &args.out)
+}
+
+/// The models a backtest runs when neither the flag nor a suite names them.
+fn default_models() -> Vec<ModelName> {
+    vec![ModelName::Loopcast, ModelName::Snaive, ModelName::Ets, ModelName::Mstl]
 }
 
 /// The loop options of the flags.

@@ -146,6 +146,21 @@ fn a_suite_adds_the_across_dataset_table() {
         let rows = csv::Reader::from_path(out_dir.join(name).join("windows.csv")).unwrap().records().count();
         assert_eq!(rows, windows * 2, "{name}");
     }
+    // `--models` wins over the suite's list.
+    let flagged = dir.path().join("flagged");
+    let args = [
+        "eval",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--models",
+        "snaive",
+        "--out",
+        flagged.to_str().unwrap(),
+    ];
+    let out = loopcast(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let across = std::fs::read_to_string(flagged.join("summary.md")).unwrap();
+    assert!(across.contains("| snaive |") && !across.contains("| naive |"), "{across}");
 }
 
 #[test]
