@@ -217,7 +217,7 @@ impl LoopedWorldModel {
         };
         let plain = ForecastOptions { patches: None, series_calibration: 0, ..options.clone() };
         let forecast = self.forecast(&backtests.batch, &plain)?;
-        Ok(Some(backtests.factors(&forecast)))
+        Ok(Some(backtests.factors(&forecast, self.config.median_level())))
     }
 
     /// One history per window, several plans for its future: encodes each history once,
@@ -293,7 +293,7 @@ impl LoopedWorldModel {
             })
             .map(|mut forecast| {
                 if let Some(factors) = &factors {
-                    scale_intervals(&mut forecast, factors);
+                    scale_intervals(&mut forecast, factors, self.config.median_level());
                 }
                 forecast
             })

@@ -76,10 +76,9 @@ impl Backtests {
     }
 
     /// Each series' factor, `[B, T]`, from the forecast of [`Backtests::batch`] over the
-    /// whole horizon.
-    pub(crate) fn factors(&self, forecast: &Forecast) -> Vec<f32> {
+    /// whole horizon; `median` is the index of its median level.
+    pub(crate) fn factors(&self, forecast: &Forecast, median: usize) -> Vec<f32> {
         let (targets, levels, horizon) = (forecast.targets, &forecast.levels, self.batch.horizon());
-        let median = median_level(levels);
         let mut factors = Vec::with_capacity(self.windows * targets);
         for b in 0..self.windows {
             for t in 0..targets {
@@ -100,13 +99,6 @@ impl Backtests {
         }
         factors
     }
-}
-
-/// The index of the level nearest 0.5.
-fn median_level(levels: &[f64]) -> usize {
-    (0..levels.len())
-        .min_by(|a, b| (levels[*a] - 0.5).abs().total_cmp(&(levels[*b] - 0.5).abs()))
-        .unwrap_or(0)
 }
 
 /// A series' factor from its `backtests` (each a list of cells: a value and the quantiles
@@ -155,10 +147,10 @@ fn best_factor(cells: &[(f64, Vec<f64>)], levels: &[f64], median: usize) -> f64 
     grid.min_by(|a, b| loss(*a).total_cmp(&loss(*b))).unwrap_or(1.0)
 }
 
-/// `forecast` with the quantiles of window `b`, target `t` moved from their median by
-/// `factors[b·T + t]`.
-pub(crate) fn scale_intervals(forecast: &mut Forecast, factors: &[f32]) {
-    let (steps, levels, median) = (forecast.steps, forecast.levels.len(), median_level(&forecast.levels));
+/// `forecast` with the quantiles of window `b`, target `t` moved from their median (level
+/// index `median`) by `factors[b·T + t]`.
+pub(crate) fn scale_intervals(forecast: &mut Forecast, factors: &[f32], median: usize) {
+    let (steps, levels) = (forecast.steps, forecast.levels.len());
     for (series, factor) in factors.iter().enumerate() {
         if *factor == 1.0 {
             continue;
