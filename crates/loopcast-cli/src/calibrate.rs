@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use loopcast_model::DeviceKind;
+use loopcast_model::{DeviceKind, LoopedWorldModel};
 use loopcast_train::data::{SreLayout, VALIDATION_SEEDS};
-use loopcast_train::{ValidationSet, evaluate, fitted_effect_widening};
+use loopcast_train::{ValidationReport, ValidationSet, evaluate, fitted_effect_widening};
 use serde::Serialize;
 
 use crate::{UsageError, models};
@@ -51,6 +51,20 @@ struct Calibration {
     effect_widening: f64,
 }
 
+/// `model` with its effect intervals fitted on `windows` validation-range twins of
+/// `context` and `horizon` steps, and the uncalibrated model's scores on them.
+pub(crate) fn effect_intervals(
+    model: LoopedWorldModel,
+    windows: usize,
+    context: usize,
+    horizon: usize,
+) -> Result<(LoopedWorldModel, ValidationReport)> {
+    let set = ValidationSet::new(VALIDATION_SEEDS, windows, context, horizon, &SreLayout::full())?;
+    let before = evaluate(&model, &set)?;
+    let widening = fitted_effect_widening(&before)?;
+    Ok((model.with_effect_widening(widening)?, before))
+}
+
 /// Runs `loopcast calibrate`.
 pub(crate) async fn run(args: CalibrateArgs) -> Result<()> {
     if args.windows == 0 {
@@ -58,12 +72,10 @@ pub(crate) async fn run(args: CalibrateArgs) -> Result<()> {
     }
     let device = args.device.parse::<DeviceKind>()?.device()?;
     let (model, name, _) = models::load(args.model.as_deref(), &device)?;
-    let set =
-        ValidationSet::new(VALIDATION_SEEDS, args.windows, args.context, args.horizon, &SreLayout::full())?;
-    let before = evaluate(&model, &set)?;
     let widening_before = model.config().effect_widening;
-    let widening = fitted_effect_widening(&before)?;
-    model.with_effect_widening(widening)?.save(&args.out)?;
+    let (calibrated, before) = effect_intervals(model, args.windows, args.context, args.horizon)?;
+    let widening = calibrated.config().effect_widening;
+    calibrated.save(&args.out)?;
     let calibration = Calibration {
         model: name,
         out: args.out,

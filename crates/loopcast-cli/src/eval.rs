@@ -142,31 +142,31 @@ pub(crate) struct EvalArgs {
 /// One dataset of a backtest: what to read and how to cut it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Dataset {
+pub(crate) struct Dataset {
     /// Name in tables and of the output subdirectory.
-    name: String,
-    data: PathBuf,
+    pub(crate) name: String,
+    pub(crate) data: PathBuf,
     #[serde(default)]
-    format: Layout,
+    pub(crate) format: Layout,
     /// Targets to score; with `mapping` or a role column, a selection among its targets.
     #[serde(default)]
-    target: Vec<String>,
+    pub(crate) target: Vec<String>,
     /// A mapping file with every channel's role.
     #[serde(default)]
-    mapping: Option<PathBuf>,
+    pub(crate) mapping: Option<PathBuf>,
     #[serde(default)]
-    covariates: Vec<String>,
-    season: usize,
-    horizon: usize,
-    context: usize,
+    pub(crate) covariates: Vec<String>,
+    pub(crate) season: usize,
+    pub(crate) horizon: usize,
+    pub(crate) context: usize,
     #[serde(default = "one")]
-    origins: usize,
+    pub(crate) origins: usize,
     #[serde(default)]
-    stride: Option<usize>,
+    pub(crate) stride: Option<usize>,
     #[serde(default)]
-    mstl_periods: Vec<usize>,
+    pub(crate) mstl_periods: Vec<usize>,
     #[serde(default)]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
 }
 
 fn one() -> usize {
@@ -312,7 +312,7 @@ fn dataset_from_flags(args: &EvalArgs) -> Result<Dataset> {
     })
 }
 
-fn check(dataset: &Dataset) -> Result<()> {
+pub(crate) fn check(dataset: &Dataset) -> Result<()> {
     let name = &dataset.name;
     for (field, value) in [
         ("season", dataset.season),
@@ -341,7 +341,7 @@ fn check(dataset: &Dataset) -> Result<()> {
 /// `covariates` (the targets are required then). Returns the reader and the target
 /// channels to score: `target` where given (each must be a target of the file), else
 /// every target.
-async fn open_with_roles(dataset: &Dataset) -> Result<(TelemetryReader, Vec<String>)> {
+pub(crate) async fn open_with_roles(dataset: &Dataset) -> Result<(TelemetryReader, Vec<String>)> {
     let name = &dataset.name;
     let options = |mapping: Option<ChannelMapping>| ReadOptions {
         layout: dataset.format,
@@ -411,7 +411,7 @@ fn flag_mapping(dataset: &Dataset) -> ChannelMapping {
 /// Windows per model call.
 const BATCH: usize = 64;
 
-async fn backtest(
+pub(crate) async fn backtest(
     dataset: &Dataset,
     config: BacktestConfig,
     model: Option<&LoopedWorldModel>,

@@ -9,6 +9,7 @@ mod models;
 mod serve;
 mod simulate;
 mod train;
+mod tune;
 mod twins;
 
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ enum Command {
     /// Train the looped world model on the simulator and the synthetic prior, with
     /// validation, checkpoints and `--resume`.
     Train(train::TrainArgs),
+    /// Fine-tune a model on your own telemetry within a time budget: trains on each
+    /// series' history, checks on its last windows against the starting model, and writes
+    /// the tuned model only when it forecasts them better.
+    Tune(tune::TuneArgs),
     /// Fit a model's effect intervals (how much of a predicted effect the planner trusts)
     /// on simulator twins from the validation range, and write the calibrated model.
     Calibrate(calibrate::CalibrateArgs),
@@ -101,6 +106,8 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
 const EXIT_DATA: u8 = 65;
 /// Exit status for flags that do not go together (as clap's own usage errors).
 const EXIT_USAGE: u8 = 2;
+/// Exit status of `loopcast tune` when the tuned model did not win and nothing was written.
+const EXIT_NOT_BETTER: u8 = 3;
 /// Exit status after Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
             Command::Train(args) => train::run(args).await,
+            Command::Tune(args) => tune::run(args).await,
             Command::Calibrate(args) => calibrate::run(args).await,
             Command::Models(args) => models::run(args).await,
             Command::Serve(args) => serve::run(args).await,
@@ -156,6 +164,8 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             } else if e.downcast_ref::<Interrupted>().is_some() {
                 ExitCode::from(EXIT_INTERRUPTED)
+            } else if e.downcast_ref::<tune::NotBetter>().is_some() {
+                ExitCode::from(EXIT_NOT_BETTER)
             } else {
                 ExitCode::FAILURE
             }

@@ -90,6 +90,13 @@ fn bad_recipes_are_refused_naming_the_file_and_field() {
     assert!(stderr.contains("pinbal") && stderr.contains("line 18"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
+    let wide = "real_share = 0.2\n[[data.real]]\npath = \"wide.csv\"\nformat = \"wide\"\n[validation]";
+    std::fs::write(&config, TINY.replace("[validation]", wide)).unwrap();
+    let run = loopcast(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("wide.csv") && stderr.contains("needs `targets`"), "{stderr}");
+
     let resume = loopcast(&[
         "train",
         "--config",

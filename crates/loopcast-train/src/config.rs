@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use loopcast_core::toml_error_line;
+use loopcast_data::Layout;
 use loopcast_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -233,8 +234,8 @@ fn twin_pairs() -> usize {
     2
 }
 
-/// A file of real series for training: long layout (e.g. Nixtla's `unique_id`, `ds`, `y`),
-/// every channel a target.
+/// A file of real series for training (e.g. Nixtla's long `unique_id`, `ds`, `y`): every
+/// target channel of every series, each trained on as a one-target window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealSource {
@@ -244,6 +245,25 @@ pub struct RealSource {
     /// `frequency = 'monthly'` (a file is read on one grid).
     #[serde(default, rename = "where")]
     pub filter: Option<String>,
+    /// Table layout: `long` (the default) or `wide` (one column per channel, which needs
+    /// `targets`).
+    #[serde(default)]
+    pub format: Layout,
+    /// The channels to train on; empty: every target of the file (its `role` column's,
+    /// or every channel of a long file without one).
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Steps at the end of every series left out of training (`loopcast tune` holds them
+    /// out to check the tuned model on); 0 keeps every step.
+    #[serde(default)]
+    pub holdout: usize,
+}
+
+impl RealSource {
+    /// Every series of the long file `path` (every target channel), nothing held out.
+    pub fn file(path: impl Into<PathBuf>, filter: Option<String>) -> Self {
+        Self { path: path.into(), filter, format: Layout::Long, targets: Vec::new(), holdout: 0 }
+    }
 }
 
 /// The held-out windows scored during training.
@@ -337,6 +357,9 @@ impl TrainConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be at least 1"));
+        }
+        if let Some(wide) = self.data.real.iter().find(|s| s.format == Layout::Wide && s.targets.is_empty()) {
+            return Err(format!("`data.real` `{}`: a wide file needs `targets`", wide.path.display()));
         }
         if self.data.real_share > 0.0 && self.data.real.is_empty() {
             return Err("`data.real_share` is above 0 but `data.real` names no file".into());

@@ -9,6 +9,7 @@
 //! exactly where an interrupted run stopped.
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod checkpoint;
 mod config;
 pub mod data;
 mod error;
@@ -26,7 +27,7 @@ pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
 pub use real::RealCorpus;
 pub use relative::{RelativeFit, fit_relative_path};
-pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, train, train_on};
+pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, seconds_per_step, train, train_on};
 pub use validate::{
     MAX_EFFECT_WIDENING, ValidationReport, ValidationSet, evaluate, evaluate_with, fitted_effect_widening,
     fitted_interval_scale,

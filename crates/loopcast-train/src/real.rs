@@ -6,8 +6,8 @@
 //! the point: a window's context before the series' start, and its future past the end, are
 //! unobserved cells, as a real request with a short history would have them.
 
-use loopcast_core::{Role, Season};
-use loopcast_data::{Layout, ReadOptions, TelemetryReader};
+use loopcast_core::{ChannelEntry, ChannelMapping, Role, Season};
+use loopcast_data::{ReadOptions, TelemetryReader};
 use loopcast_model::ModelBatch;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -125,19 +125,29 @@ impl RealCorpus {
     }
 }
 
-/// The target channels of `source` with more than `MIN_HISTORY` cells.
+/// The target channels of `source` (its `targets` where named) with more than
+/// `MIN_HISTORY` cells once its `holdout` is cut off their ends.
 async fn read_source(source: &RealSource) -> Result<Vec<RealSeries>, loopcast_data::DataError> {
-    let options =
-        ReadOptions { layout: Layout::Long, filter: source.filter.clone(), ..ReadOptions::default() };
+    let mapping = (!source.targets.is_empty()).then(|| ChannelMapping {
+        channels: source.targets.iter().map(|t| (t.clone(), ChannelEntry::Role(Role::Target))).collect(),
+        ..ChannelMapping::default()
+    });
+    let options = ReadOptions {
+        layout: source.format,
+        mapping,
+        filter: source.filter.clone(),
+        ..ReadOptions::default()
+    };
     let mut reader = TelemetryReader::open(&source.path, options).await?;
     let mut found = Vec::new();
     while let Some(series) = reader.next_series().await? {
         let calendar = Season::calendar(series.frequency.season()).steps;
         for channel in series.channels.iter().filter(|c| c.spec.role == Role::Target) {
-            if channel.values.len() > MIN_HISTORY {
+            let kept = channel.values.len().saturating_sub(source.holdout);
+            if kept > MIN_HISTORY {
                 found.push(RealSeries {
-                    values: channel.values.iter().map(|v| *v as f32).collect(),
-                    observed: channel.observed.clone(),
+                    values: channel.values[..kept].iter().map(|v| *v as f32).collect(),
+                    observed: channel.observed[..kept].to_vec(),
                     calendar,
                 });
             }
@@ -168,7 +178,7 @@ mod tests {
     #[test]
     fn windows_cut_real_series_with_unobserved_cells_outside_them() {
         let dir = tempfile::tempdir().unwrap();
-        let source = RealSource { path: corpus_file(dir.path()), filter: None };
+        let source = RealSource::file(corpus_file(dir.path()), None);
         let corpus = RealCorpus::load(&[source]).unwrap();
         assert_eq!(corpus.len(), 1, "`b` is too short to keep");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -190,16 +200,41 @@ mod tests {
     }
 
     #[test]
+    fn a_holdout_leaves_the_end_of_every_series_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = RealSource {
+            holdout: 10,
+            targets: vec!["y".into()],
+            ..RealSource::file(corpus_file(dir.path()), None)
+        };
+        let corpus = RealCorpus::load(&[source]).unwrap();
+        assert_eq!(corpus.len(), 1);
+        let batch = corpus.windows(&mut ChaCha8Rng::seed_from_u64(2), 256, 40, 12).unwrap();
+        let ((values, observed), (future, known)) = (batch.context_arrays(), batch.future_arrays());
+        let seen =
+            |v: &[f32], o: &[bool]| v.iter().zip(o).filter(|(_, o)| **o).map(|(v, _)| *v).fold(0.0, f32::max);
+        // `a` is 1 … 30; 21 … 30 are held out, and 20 is reached.
+        assert_eq!(seen(values, observed).max(seen(future, known)), 20.0);
+        let err = RealCorpus::load(&[RealSource {
+            holdout: 22,
+            ..RealSource::file(corpus_file(dir.path()), None)
+        }])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no series with more than 8 cells"), "{err}");
+    }
+
+    #[test]
     fn sources_that_give_nothing_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = corpus_file(dir.path());
-        let filtered = RealSource { path: path.clone(), filter: Some("kind = 'none'".into()) };
+        let filtered = RealSource::file(path.clone(), Some("kind = 'none'".into()));
         let err = RealCorpus::load(&[filtered]).unwrap_err().to_string();
         assert!(err.contains("real.csv") && err.contains("no rows match"), "{err}");
-        let short = RealSource { path: path.clone(), filter: Some("unique_id = 'b'".into()) };
+        let short = RealSource::file(path.clone(), Some("unique_id = 'b'".into()));
         let err = RealCorpus::load(&[short]).unwrap_err().to_string();
         assert!(err.contains("unique_id = 'b'") && err.contains("no series with more than 8 cells"), "{err}");
-        let missing = RealSource { path: dir.path().join("absent.parquet"), filter: None };
+        let missing = RealSource::file(dir.path().join("absent.parquet"), None);
         let err = RealCorpus::load(&[missing]).unwrap_err().to_string();
         assert!(err.contains("absent.parquet"), "{err}");
         let err = RealCorpus::default().windows(&mut ChaCha8Rng::seed_from_u64(0), 1, 32, 8).unwrap_err();
