@@ -311,6 +311,75 @@ impl ModelBatch {
         Ok((cut, truth, seen))
     }
 
+    /// The windows `steps` later (`0 < steps < horizon`): each context drops its first
+    /// `steps` cells and gains the first `steps` of the future — the targets' from
+    /// `targets` (`[B, T, steps]`, observed), the actions' and covariates' from the future
+    /// where it is known (unobserved elsewhere) — and the future is what remains of it.
+    /// Seasons are kept. How a forecast past the native rollout continues from its own
+    /// medians.
+    pub fn advance(&self, steps: usize, targets: &[f32]) -> Result<Self, ModelError> {
+        let (channels, t, context, horizon) = (self.roles.len(), self.targets(), self.context, self.horizon);
+        if steps == 0 || steps >= horizon || targets.len() != self.batch * t * steps {
+            return Err(ModelError::Input(format!(
+                "advancing {steps} steps needs 0 < steps < horizon ({horizon}) and {} target values, got {}",
+                self.batch * t * steps,
+                targets.len()
+            )));
+        }
+        let kept = context.saturating_sub(steps);
+        let rest = horizon - steps;
+        let mut values = Vec::with_capacity(self.values.len());
+        let mut observed = Vec::with_capacity(self.observed.len());
+        let mut future = Vec::with_capacity(self.batch * channels * rest);
+        let mut known = Vec::with_capacity(self.batch * channels * rest);
+        for b in 0..self.batch {
+            for c in 0..channels {
+                let row = (b * channels + c) * context;
+                let ahead = (b * channels + c) * horizon;
+                values.extend_from_slice(&self.values[row + context - kept..row + context]);
+                observed.extend_from_slice(&self.observed[row + context - kept..row + context]);
+                let new = context - kept;
+                if c < t {
+                    let at = (b * t + c) * steps;
+                    values.extend_from_slice(&targets[at + steps - new..at + steps]);
+                    observed.extend(std::iter::repeat_n(true, new));
+                } else {
+                    let span = ahead + steps - new..ahead + steps;
+                    let seen = &self.future_known[span.clone()];
+                    values.extend(self.future[span].iter().zip(seen).map(|(v, k)| if *k { *v } else { 0.0 }));
+                    observed.extend_from_slice(seen);
+                }
+                future.extend_from_slice(&self.future[ahead + steps..ahead + horizon]);
+                known.extend_from_slice(&self.future_known[ahead + steps..ahead + horizon]);
+            }
+        }
+        Self::new(self.roles.clone(), self.batch, context, rest, values, observed, future, known)?
+            .with_season_table(self.seasons.clone(), self.season_sources.clone())
+    }
+
+    /// The same windows with only the first `steps` of their future (`1 ≤ steps ≤
+    /// horizon`).
+    pub fn with_horizon(&self, steps: usize) -> Result<Self, ModelError> {
+        if steps == 0 || steps > self.horizon {
+            return Err(ModelError::Input(format!("a horizon of {steps} steps out of {}", self.horizon)));
+        }
+        let rows = 0..self.batch * self.roles.len();
+        let span = |r: usize| r * self.horizon..r * self.horizon + steps;
+        let future: Vec<f32> = rows.clone().flat_map(|r| self.future[span(r)].to_vec()).collect();
+        let known: Vec<bool> = rows.flat_map(|r| self.future_known[span(r)].to_vec()).collect();
+        Self::new(
+            self.roles.clone(),
+            self.batch,
+            self.context,
+            steps,
+            self.values.clone(),
+            self.observed.clone(),
+            future,
+            known,
+        )?
+        .with_season_table(self.seasons.clone(), self.season_sources.clone())
+    }
+
     /// The same histories with other future values (a what-if plan).
     pub fn with_future(&self, future: Vec<f32>, future_known: Vec<bool>) -> Result<Self, ModelError> {
         Self::new(
@@ -344,6 +413,24 @@ mod tests {
             vec![false, false, false, false, true, false],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn advancing_moves_the_forecast_and_the_plan_into_the_context() {
+        let b = batch().with_season(2);
+        // Two steps on: the target's context gains the two forecast values, the action's
+        // its plan (unknown, then 9), and the future keeps the last step.
+        let on = b.advance(2, &[10.0, 11.0]).unwrap();
+        let ((values, observed), (future, known)) = (on.context_arrays(), on.future_arrays());
+        assert_eq!(values, &[3.0, 4.0, 10.0, 11.0, 7.0, 0.0, 0.0, 9.0]);
+        assert_eq!(observed, &[true, true, true, true, true, false, false, true]);
+        assert_eq!((future, known), (&[0.0, 0.0][..], &[false, false][..]));
+        assert_eq!((on.context(), on.horizon(), on.seasons()), (4, 1, &[2][..]));
+        let head = b.with_horizon(2).unwrap();
+        assert_eq!(head.future_arrays().0, &[0.0, 0.0, 0.0, 9.0]);
+        assert!(b.advance(3, &[0.0; 3]).is_err(), "the whole horizon leaves no future");
+        assert!(b.advance(1, &[0.0; 2]).is_err(), "one value per target and step");
+        assert!(b.with_horizon(4).is_err());
     }
 
     #[test]

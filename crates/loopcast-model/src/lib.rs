@@ -22,6 +22,7 @@ mod cost;
 mod device;
 mod error;
 mod layers;
+mod long_horizon;
 mod model;
 mod network;
 pub mod planner;
@@ -37,6 +38,7 @@ pub use cost::{RequestShape, forecast_flops};
 pub use device::DeviceKind;
 pub use error::ModelError;
 pub use layers::MemoryKeys;
+pub use long_horizon::LONG_HORIZON_FACTOR;
 pub use model::{Forecast, ForecastOptions, LoopedWorldModel, SHIPPED_MODEL};
 pub use network::{
     Encoded, Inputs, KIND_CUES, LoopControl, Network, RELATIVE_ACTION_KINDS, RELATIVE_FEATURES,

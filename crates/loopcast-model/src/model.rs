@@ -203,7 +203,7 @@ impl LoopedWorldModel {
     /// Each series' factor on its quantiles' distances from the median, `[B, T]`, fitted
     /// on `options.series_calibration` backtests over its own history; `None` when none
     /// is asked for or the histories hold none.
-    fn series_factors(
+    pub(crate) fn series_factors(
         &self,
         batch: &ModelBatch,
         options: &ForecastOptions,
@@ -229,6 +229,9 @@ impl LoopedWorldModel {
         plans: &[(Vec<f32>, Vec<bool>)],
         options: &ForecastOptions,
     ) -> Result<Vec<Forecast>, ModelError> {
+        if batch.horizon() > self.native_horizon() {
+            return self.whatif_long(batch, plans, options);
+        }
         let control = self.control(options)?;
         let patches = self.check_horizon(batch.horizon())?;
         if plans.is_empty() {
@@ -430,7 +433,7 @@ const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../../models/loopcast-small/we
 
 impl ModelBatch {
     /// The batch's own future arrays, owned (the plan of a plain forecast).
-    fn future_arrays_owned(&self) -> (Vec<f32>, Vec<bool>) {
+    pub(crate) fn future_arrays_owned(&self) -> (Vec<f32>, Vec<bool>) {
         let (values, known) = self.future_arrays();
         (values.to_vec(), known.to_vec())
     }

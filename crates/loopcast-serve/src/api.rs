@@ -489,8 +489,11 @@ pub struct ModelInfo {
     pub patch_len: usize,
     /// History steps it reads (longer histories keep their last steps).
     pub max_context: usize,
-    /// Longest horizon, steps.
+    /// Longest horizon, steps: several rollouts chained, each continuing from the
+    /// medians of the one before.
     pub max_horizon: usize,
+    /// Longest horizon one rollout covers, steps.
+    pub native_horizon: usize,
     /// Default loops per patch: fewest and most.
     pub min_loops: usize,
     /// Most loops per patch by default.

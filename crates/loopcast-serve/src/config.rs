@@ -56,7 +56,7 @@ pub struct Limits {
     /// Most history steps per series (the model reads the last `max_context_patches ×
     /// patch_len` of them).
     pub max_context: usize,
-    /// Longest horizon, steps (never more than the model rolls out).
+    /// Longest horizon, steps (never more than the model forecasts: 4 rollouts).
     pub max_horizon: usize,
     /// Most action plans per what-if.
     pub max_scenarios: usize,
@@ -76,7 +76,7 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_series: 256,
             max_context: 16_384,
-            max_horizon: 256,
+            max_horizon: 1024,
             max_scenarios: 64,
             max_quantiles: 32,
             max_loops: 32,

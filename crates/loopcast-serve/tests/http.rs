@@ -114,6 +114,17 @@ async fn forecasts_match_the_model_called_directly() {
     let direct =
         model.forecast(&a.batch(HORIZON, None).with_season(12), &ForecastOptions::default()).unwrap();
     close(served(&answer["series"][0], 1, 6, 40), f64::from(direct.value(0, 1, 40, 6)), "given season");
+
+    // Past the model's rollout (256 steps): chained rollouts, as the model gives them.
+    let long = 3 * 256 + 5;
+    let (status, _, answer) =
+        server.post("/v1/forecast", &json!({"series": [a.json(None)], "horizon": long})).await;
+    assert_eq!(status, 200, "{answer}");
+    let direct = model.forecast(&a.batch(long, None), &ForecastOptions::default()).unwrap();
+    assert_eq!(answer["series"][0]["timestamps"].as_array().unwrap().len(), long);
+    for h in [0, 255, 256, 700, long - 1] {
+        close(served(&answer["series"][0], 2, 10, h), f64::from(direct.value(0, 2, h, 10)), "long horizon");
+    }
     server.stop().await;
 }
 
@@ -187,7 +198,8 @@ async fn models_health_ready_metrics_and_openapi_answer() {
     let info = &models["models"][0];
     assert_eq!(info["name"], "loopcast-small");
     assert_eq!(info["parameters"].as_u64().unwrap() as usize, model().parameter_count());
-    assert_eq!(info["max_horizon"], 256);
+    assert_eq!(info["max_horizon"], 1024);
+    assert_eq!(info["native_horizon"], 256);
     assert_eq!(server.get("/health").await.2["status"], "ok");
     assert_eq!(server.get("/ready").await.2["status"], "ready");
     let (status, headers, text) = server.get("/metrics").await;
@@ -413,7 +425,7 @@ async fn bad_requests_get_a_problem_naming_the_field_and_the_server_stays_health
             "series[0].channels[0].role",
         ),
         ("unknown field", with(&|b| b["horizn"] = json!(3)), 422, "horizn"),
-        ("horizon past the model", with(&|b| b["horizon"] = json!(257)), 422, "horizon"),
+        ("horizon past the model", with(&|b| b["horizon"] = json!(1025)), 422, "horizon"),
         (
             "too many series",
             with(&|b| b["series"] = json!([series.clone(), series.clone(), series.clone(), series.clone()])),
