@@ -45,6 +45,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         init: args.init.clone(),
         device: args.device,
         progress: !args.quiet,
+        select: None,
     };
     let stop = interrupt_flag();
     let flag = stop.clone();

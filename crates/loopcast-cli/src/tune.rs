@@ -7,16 +7,19 @@
 //! its checkpoints) and, when the tuned model wins, `model/` and `report.json`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use loopcast_core::Role;
+use loopcast_data::{Origins, WindowBatcher, WindowSpec};
 use loopcast_eval::report::{markdown_table, write_atomically};
-use loopcast_eval::{BacktestConfig, ModelName, ModelSummary};
+use loopcast_eval::{Backtest, BacktestConfig, ModelName, ModelSummary};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelConfig};
 use loopcast_train::{
-    ModelSource, RealSource, TrainConfig, TrainOptions, TrainOutcome, seconds_per_step, train,
+    ModelSource, RealSource, Selector, TrainConfig, TrainError, TrainOptions, TrainOutcome, seconds_per_step,
+    train,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +29,8 @@ use crate::{Interrupted, UsageError, calibrate, interrupt_flag, models};
 
 /// The recipe every tune starts from (see the file's comments).
 const RECIPE: &str = include_str!("../../../configs/tune.toml");
+/// Validations in a tune: the run keeps the weights that score best on the user's window.
+const VALIDATIONS: u64 = 8;
 /// Optimiser steps timed to turn the budget into a step count.
 const PROBE_STEPS: u64 = 6;
 /// The fewest steps a tune runs, whatever the budget.
@@ -37,7 +42,8 @@ const EFFECT_WINDOWS: usize = 256;
 #[derive(Debug, Args)]
 pub(crate) struct TuneArgs {
     /// The telemetry file (Parquet, CSV or Arrow IPC) to tune on: its history trains, the
-    /// last `--origins` windows of every series check.
+    /// last `--origins` windows of every series check, and as many before them choose the
+    /// weights kept.
     data: PathBuf,
     /// Directory of the run; the tuned model goes to `OUT/model` when it wins.
     #[arg(long)]
@@ -66,7 +72,8 @@ pub(crate) struct TuneArgs {
     /// Context steps per window, in training (and half of it) and in the check.
     #[arg(long)]
     context: usize,
-    /// Windows per series held out at the end to check on, one horizon apart.
+    /// Windows per series held out at the end to check on, one horizon apart (and as many
+    /// before them to choose the kept weights by).
     #[arg(long, default_value_t = 1)]
     origins: usize,
     /// Training time, in minutes, turned into a step count by timing a few steps here
@@ -106,7 +113,8 @@ struct Plan {
     model: String,
     minutes: f64,
     share: f64,
-    /// Steps at the end of every series left out of training.
+    /// Steps at the end of every series left out of training: the check windows and,
+    /// before them, as many windows the training run keeps its best weights by.
     holdout: usize,
     /// The time a training step took when the tune began.
     seconds_per_step: f64,
@@ -191,7 +199,7 @@ pub(crate) async fn run(args: TuneArgs) -> Result<()> {
                 start.config().max_horizon_patches * start.config().patch_len
             )));
         }
-        let holdout = args.horizon * args.origins;
+        let holdout = 2 * args.horizon * args.origins;
         let targets = check_history(&dataset, holdout).await?;
         let windows =
             if args.origins == 1 { "window".to_string() } else { format!("{} windows", args.origins) };
@@ -205,7 +213,7 @@ pub(crate) async fn run(args: TuneArgs) -> Result<()> {
             tokio::task::spawn_blocking(move || seconds_per_step(&probe, Some(&dir), kind, PROBE_STEPS))
                 .await??;
         recipe.steps = ((args.minutes * 60.0 / per_step) as u64).max(MIN_STEPS);
-        recipe.validation.every = recipe.steps;
+        recipe.validation.every = recipe.steps.div_ceil(VALIDATIONS);
         recipe.optimizer.warmup_steps = recipe.optimizer.warmup_steps.min(recipe.steps / 5);
         let plan = Plan {
             dataset: dataset.clone(),
@@ -235,6 +243,7 @@ pub(crate) async fn run(args: TuneArgs) -> Result<()> {
         init: Some(start_dir),
         device: args.device,
         progress: !args.quiet,
+        select: Some(selector(&plan.dataset, plan.holdout / 2).await?),
     };
     let stop = interrupt_flag();
     let (recipe, flag) = (plan.recipe.clone(), stop.clone());
@@ -260,13 +269,7 @@ pub(crate) async fn run(args: TuneArgs) -> Result<()> {
     .await??;
     eprintln!("loopcast: scoring the tuned model on the same windows");
     let after = check(&plan.dataset, &tuned).await?;
-    let score = |s: &[ModelSummary]| {
-        s.iter()
-            .find(|m| m.model == ModelName::Loopcast)
-            .and_then(|m| m.relative_mase)
-            .unwrap_or(f64::INFINITY)
-    };
-    let (before, now) = (score(&plan.before), score(&after));
+    let (before, now) = (loopcast_mase(&plan.before), loopcast_mase(&after));
     let written = now < before * (1.0 - args.min_gain);
     println!("\nbefore ({}):\n\n{}", plan.model, markdown_table(&plan.before));
     println!("after ({} steps):\n\n{}", plan.recipe.steps, markdown_table(&after));
@@ -335,9 +338,51 @@ async fn check_history(dataset: &Dataset, holdout: usize) -> Result<Vec<String>>
     Ok(targets)
 }
 
-/// `model` and seasonal naive on the last `origins` windows of every series.
-async fn check(dataset: &Dataset, model: &LoopedWorldModel) -> Result<Vec<ModelSummary>> {
-    let config = BacktestConfig {
+/// The relative MASE of the weights being trained on the `origins` windows just before
+/// the last `check` steps of every series (which training never sees either): the
+/// training run keeps the best weights by it, the starting ones included.
+async fn selector(dataset: &Dataset, check: usize) -> Result<Selector> {
+    let (mut reader, targets) = eval::open_with_roles(dataset).await?;
+    let spec = WindowSpec {
+        context: dataset.context,
+        horizon: dataset.horizon,
+        origins: Origins::Backtest { windows: dataset.origins, stride: dataset.horizon },
+    };
+    let mut batcher = WindowBatcher::new(spec, reader.channels(), 64)?;
+    let mut windows = Vec::new();
+    while let Some(mut series) = reader.next_series().await? {
+        for channel in &mut series.channels {
+            let kept = channel.values.len().saturating_sub(check);
+            channel.values.truncate(kept);
+            channel.observed.truncate(kept);
+        }
+        if series.channels.first().is_some_and(|c| c.values.len() > dataset.horizon) {
+            windows.extend(batcher.push(&series));
+        }
+    }
+    windows.extend(batcher.finish());
+    let config = BacktestConfig { targets, ..backtest_config(dataset) };
+    Ok(Selector(Arc::new(move |model: &LoopedWorldModel| {
+        let mut backtest = Backtest::new(config.clone()).map_err(|e| TrainError::Data(e.to_string()))?;
+        for batch in &windows {
+            backtest.push(Some(model), batch).map_err(|e| TrainError::Data(e.to_string()))?;
+        }
+        Ok(loopcast_mase(&backtest.summary()))
+    })))
+}
+
+/// The loopcast row's relative MASE (infinite when none could be scored).
+fn loopcast_mase(summaries: &[ModelSummary]) -> f64 {
+    summaries
+        .iter()
+        .find(|m| m.model == ModelName::Loopcast)
+        .and_then(|m| m.relative_mase)
+        .unwrap_or(f64::INFINITY)
+}
+
+/// Loopcast against seasonal naive on `dataset`'s windows, plans known.
+fn backtest_config(dataset: &Dataset) -> BacktestConfig {
+    BacktestConfig {
         season: dataset.season,
         mstl_periods: Vec::new(),
         models: vec![ModelName::Loopcast, ModelName::Snaive],
@@ -345,8 +390,12 @@ async fn check(dataset: &Dataset, model: &LoopedWorldModel) -> Result<Vec<ModelS
         chart_samples: 0,
         targets: Vec::new(),
         action_futures: true,
-    };
-    Ok(eval::backtest(dataset, config, Some(model)).await?.summary())
+    }
+}
+
+/// `model` and seasonal naive on the last `origins` windows of every series.
+async fn check(dataset: &Dataset, model: &LoopedWorldModel) -> Result<Vec<ModelSummary>> {
+    Ok(eval::backtest(dataset, backtest_config(dataset), Some(model)).await?.summary())
 }
 
 /// The tune's recipe: [`RECIPE`] with the starting model's config (less its relative

@@ -150,9 +150,17 @@ fn the_tuned_model_is_written_exactly_when_it_wins() {
     assert_eq!(strict_report["written"], false);
     assert!(!strict.join("model").exists());
     let plan = &strict_report["plan"];
-    assert_eq!(plan["holdout"], 8, "one window of 8 steps held out");
+    assert_eq!(plan["holdout"], 16, "the check window and the one before it held out");
+    assert_eq!(plan["dataset"]["origins"], 1);
     assert!(plan["recipe"]["steps"].as_u64().unwrap() >= 20);
-    assert_eq!(plan["recipe"]["data"]["real"][0]["holdout"], 8);
+    assert_eq!(plan["recipe"]["data"]["real"][0]["holdout"], 16);
+    // The run kept its best weights by the window before the check's, the starting
+    // ones (step 0) competing.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(strict.join("run/summary.json")).unwrap()).unwrap();
+    let selected = &summary["selected"];
+    assert!(selected["step"].as_u64().unwrap() <= plan["recipe"]["steps"].as_u64().unwrap());
+    assert!(selected["score"].as_f64().unwrap().is_finite(), "{selected}");
 
     // Any gain: the model is written when, and only when, it forecast the held-out windows
     // better, and then it loads and forecasts the file.

@@ -553,7 +553,8 @@ fn bad_requests_are_refused_with_the_field() {
         .forecast(&input, &ForecastOptions { patches: Some(vec![5]), ..Default::default() })
         .unwrap_err();
     assert!(err.to_string().contains("`patches`"), "{err}");
-    let long = batch(1, 32, 16 * 8 + 1, 1.0, 2);
+    // Past the rollout's 8 patches, rollouts are chained up to `LONG_HORIZON_FACTOR` of them.
+    let long = batch(1, 32, 16 * 8 * loopcast_model::LONG_HORIZON_FACTOR + 1, 1.0, 2);
     let err = model.forecast(&long, &ForecastOptions::default()).unwrap_err();
     assert!(err.to_string().contains("`horizon`"), "{err}");
 }

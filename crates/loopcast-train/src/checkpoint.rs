@@ -98,7 +98,18 @@ fn point_at(root: &Path, pointer: &str, name: &str, prefix: &str) -> Result<(), 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Best {
     pub(crate) step: u64,
+    /// What the run ranked it by (`TrainOptions::select`, or the recipe's `keep_best_by`).
+    #[serde(default)]
+    pub(crate) score: Option<f64>,
     pub(crate) validation: ValidationReport,
+}
+
+impl Best {
+    /// Its rank: the score it was kept by, or (kept before scores were recorded) its
+    /// validation's by `by`.
+    pub(crate) fn score(&self, by: crate::KeepBy) -> f64 {
+        self.score.unwrap_or_else(|| self.validation.selection_score(by))
+    }
 }
 
 pub(crate) fn best_name(step: u64) -> String {

@@ -27,7 +27,9 @@ pub use error::TrainError;
 pub use loss::{LossValues, step_loss};
 pub use real::RealCorpus;
 pub use relative::{RelativeFit, fit_relative_path};
-pub use trainer::{LogLine, StopSignal, TrainOptions, TrainOutcome, seconds_per_step, train, train_on};
+pub use trainer::{
+    LogLine, SelectFn, Selector, StopSignal, TrainOptions, TrainOutcome, seconds_per_step, train, train_on,
+};
 pub use validate::{
     MAX_EFFECT_WIDENING, ValidationReport, ValidationSet, evaluate, evaluate_with, fitted_effect_widening,
     fitted_interval_scale,

@@ -3,8 +3,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -39,6 +39,24 @@ pub struct TrainOptions {
     pub device: DeviceKind,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// What `validation.keep_best` ranks by instead of the recipe's `keep_best_by`; with
+    /// `init`, the initial weights are scored too, so a run that never beats them ships
+    /// them.
+    pub select: Option<Selector>,
+}
+
+/// A score of the weights being trained, lower better (e.g. `loopcast tune`'s error on
+/// the user's own windows), for [`TrainOptions::select`].
+#[derive(Clone)]
+pub struct Selector(pub Arc<SelectFn>);
+
+/// What a [`Selector`] calls.
+pub type SelectFn = dyn Fn(&LoopedWorldModel) -> Result<f64, TrainError> + Send + Sync;
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Selector(..)")
+    }
 }
 
 /// How a run ended.
@@ -156,6 +174,22 @@ pub fn train_on(
     let mut started = Instant::now();
     let mut last_validation = None;
     let mut best = if config.validation.keep_best { read_best(out)? } else { None };
+    let by = config.validation.keep_best_by;
+    let score = |report: &ValidationReport, model: &LoopedWorldModel| match &options.select {
+        Some(Selector(select)) => select(model).map(Some),
+        None => Ok(Some(report.selection_score(by))),
+    };
+    if let (true, false, None, Some(_), Some(_)) =
+        (config.validation.keep_best, options.resume, &best, &options.init, &options.select)
+    {
+        // The initial weights compete with the trained ones (a resumed run kept their
+        // score when it began).
+        let current = inference_model(&network, config, &device);
+        let validation = evaluate(&current, &validation)?;
+        let kept = Best { step: 0, score: score(&validation, &current)?, validation };
+        save_best(out, &current, &kept)?;
+        best = Some(kept);
+    }
     while step < config.steps {
         if stop.stop_requested(step) {
             wall += started.elapsed().as_secs_f64();
@@ -196,12 +230,11 @@ pub fn train_on(
                     report.effect_error, report.effect_sign_accuracy
                 ));
                 last_validation = Some(report.clone());
-                let by = config.validation.keep_best_by;
-                let improved = best
-                    .as_ref()
-                    .is_none_or(|b: &Best| report.selection_score(by) < b.validation.selection_score(by));
+                let now = if config.validation.keep_best { score(&report, &current)? } else { None };
+                let improved =
+                    best.as_ref().is_none_or(|b: &Best| now.unwrap_or(f64::INFINITY) < b.score(by));
                 if config.validation.keep_best && improved {
-                    let kept = Best { step, validation: report.clone() };
+                    let kept = Best { step, score: now, validation: report.clone() };
                     save_best(out, &current, &kept)?;
                     best = Some(kept);
                 }

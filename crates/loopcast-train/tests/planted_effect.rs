@@ -229,6 +229,7 @@ fn a_small_model_learns_a_planted_multiplicative_effect_by_gradient_alone() {
         init: None,
         device: DeviceKind::Cpu,
         progress: false,
+        select: None,
     };
     let device = DeviceKind::Cpu.device().unwrap();
     let fresh = LoopedWorldModel::new(config.model.config.clone(), &device).unwrap();

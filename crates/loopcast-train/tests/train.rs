@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel, ModelConfig};
 use loopcast_train::{
-    KeepBy, LogLine, StopSignal, TrainConfig, TrainOptions, TrainOutcome, ValidationConfig, ValidationReport,
-    train,
+    KeepBy, LogLine, Selector, StopSignal, TrainConfig, TrainOptions, TrainOutcome, ValidationConfig,
+    ValidationReport, train,
 };
 
 fn tiny(steps: u64) -> TrainConfig {
@@ -73,7 +73,14 @@ horizon = 16
 }
 
 fn options(dir: &Path, resume: bool) -> TrainOptions {
-    TrainOptions { out_dir: dir.to_path_buf(), resume, init: None, device: DeviceKind::Cpu, progress: false }
+    TrainOptions {
+        out_dir: dir.to_path_buf(),
+        resume,
+        init: None,
+        device: DeviceKind::Cpu,
+        progress: false,
+        select: None,
+    }
 }
 
 fn log(dir: &Path) -> Vec<LogLine> {
@@ -358,6 +365,46 @@ fn a_run_can_start_from_a_models_weights() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("model"), "{err}");
+}
+
+/// With a selector, `keep_best` ranks by it and the initial weights compete: a run whose
+/// steps all score worse than its start ships the start's weights; one whose later steps
+/// score better ships those.
+#[test]
+fn a_selector_ranks_the_kept_weights_and_the_start_competes() {
+    let (first, second, third) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    train(&tiny(10), &options(first.path(), false), &AtomicBool::new(false)).unwrap();
+    let start = first.path().join("model");
+    let mut recipe = tiny(6);
+    recipe.validation.every = 2;
+    recipe.validation.keep_best = true;
+    let run = |dir: &Path, scores: Vec<f64>| {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let select = Selector(std::sync::Arc::new(move |_: &LoopedWorldModel| {
+            Ok(scores[counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst)])
+        }));
+        let options = TrainOptions { init: Some(start.clone()), select: Some(select), ..options(dir, false) };
+        train(&recipe, &options, &AtomicBool::new(false)).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4, "the start and steps 2, 4, 6");
+        summary["selected"]["step"].as_u64().unwrap()
+    };
+    assert_eq!(run(second.path(), vec![0.5, 0.9, 0.8, 0.7]), 0);
+    let device = DeviceKind::Cpu.device().unwrap();
+    let (a, b) = (
+        LoopedWorldModel::load(&start, &device).unwrap(),
+        LoopedWorldModel::load(second.path().join("model"), &device).unwrap(),
+    );
+    let window = loopcast_train::data::prior_windows(&[5], 32, 16, 1, None).unwrap();
+    let (x, y) = (
+        a.forecast(&window, &ForecastOptions::default()).unwrap(),
+        b.forecast(&window, &ForecastOptions::default()).unwrap(),
+    );
+    assert_eq!(x.values, y.values, "the start's weights are shipped");
+    assert_eq!(run(third.path(), vec![0.5, 0.9, 0.4, 0.45]), 4);
 }
 
 /// `effects.relative_pairs` adds the relative action path after training and solves it:
