@@ -4,8 +4,9 @@
 //! and the held-out scores at the end. `--blind` zeroes every action value instead (both
 //! twins then look alike, so the twin loss is that of predicting no effect at all).
 //! `--relative` adds the relative action path (`relative_effects`, fresh) to the model
-//! first, `--asinh` fits the bounded twin loss:
-//! `cargo run --release -p loopcast-train --example twin_fit -- RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh]`
+//! first, `--asinh` fits the bounded twin loss, `--save=DIR` writes the fitted model (for
+//! `loopcast eval --twins`):
+//! `cargo run --release -p loopcast-train --example twin_fit -- RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh] [--save=DIR]`
 //! (for instance `… configs/train-small.toml models/loopcast-small 300 3e-3 effect_`).
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -49,7 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [recipe, dir, steps, learning_rate, rest @ ..] = positional.as_slice() else {
         return Err(
-            "usage: twin_fit RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh]".into(),
+            "usage: twin_fit RECIPE.toml MODEL_DIR STEPS LR [PATH,…] [--blind] [--relative] [--asinh] [--save=DIR]"
+                .into(),
         );
     };
     let (steps, learning_rate): (u64, f64) = (steps.parse()?, learning_rate.parse()?);
@@ -96,6 +98,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         LoopedWorldModel::from_network(network.valid(), model.config().clone(), &device.clone().inner());
     let held_out = ValidationSet::new(EVALUATION_SEEDS, 32, 512, 64, &SreLayout::full())?;
     let report = evaluate(&model, &held_out)?;
+    if let Some(dir) = args.iter().find_map(|a| a.strip_prefix("--save=")) {
+        model.save(dir)?;
+        println!("fitted model written to {dir}");
+    }
     println!(
         "held out: relative MASE {:.3}, relative WQL {:.3}, effect error {:.3}, signs right {:.1} %",
         report.relative_mase,
