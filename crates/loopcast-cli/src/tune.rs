@@ -192,11 +192,11 @@ pub(crate) async fn run(args: TuneArgs) -> Result<()> {
             )));
         }
         let (start, name, _) = models::load(args.model.as_deref(), &device)?;
-        if args.horizon > start.config().max_horizon_patches * start.config().patch_len {
+        if args.horizon > start.config().native_horizon() {
             bail!(UsageError(format!(
                 "--horizon {} is beyond the model's {} steps",
                 args.horizon,
-                start.config().max_horizon_patches * start.config().patch_len
+                start.config().native_horizon()
             )));
         }
         let holdout = 2 * args.horizon * args.origins;
@@ -433,7 +433,7 @@ fn recipe(
     // Validation (and the effect intervals' twins) within the model's reach.
     let validation = &mut recipe.validation;
     validation.context = validation.context.min(start.max_context_patches * patch);
-    validation.horizon = validation.horizon.min(start.max_horizon_patches * patch);
+    validation.horizon = validation.horizon.min(start.native_horizon());
     recipe.validate().map_err(|e| anyhow::anyhow!("the tune recipe: {e}"))?;
     Ok(recipe)
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::long_horizon::LONG_HORIZON_FACTOR;
 
 /// The looped world model's hyper-parameters. Serialised next to every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +231,17 @@ impl ModelConfig {
     /// The scale floor of action and covariate channels.
     pub fn input_floor(&self) -> f64 {
         self.input_scale_floor.unwrap_or(self.scale_floor)
+    }
+
+    /// The longest horizon one rollout covers, in steps.
+    pub fn native_horizon(&self) -> usize {
+        self.max_horizon_patches * self.patch_len
+    }
+
+    /// The longest horizon the model forecasts, in steps: [`LONG_HORIZON_FACTOR`] rollouts
+    /// chained.
+    pub fn max_horizon(&self) -> usize {
+        LONG_HORIZON_FACTOR * self.native_horizon()
     }
 
     /// Index of the quantile level nearest 0.5 (the point forecast).

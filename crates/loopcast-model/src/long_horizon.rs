@@ -17,17 +17,6 @@ use crate::{ModelBatch, ModelError};
 pub const LONG_HORIZON_FACTOR: usize = 4;
 
 impl LoopedWorldModel {
-    /// The longest horizon the model forecasts, in steps: [`LONG_HORIZON_FACTOR`] native
-    /// rollouts.
-    pub fn max_horizon(&self) -> usize {
-        LONG_HORIZON_FACTOR * self.native_horizon()
-    }
-
-    /// The longest horizon one rollout covers, in steps.
-    pub fn native_horizon(&self) -> usize {
-        self.config().max_horizon_patches * self.config().patch_len
-    }
-
     /// [`LoopedWorldModel::whatif`] past the native horizon, segment by segment.
     pub(crate) fn whatif_long(
         &self,
@@ -35,12 +24,12 @@ impl LoopedWorldModel {
         plans: &[(Vec<f32>, Vec<bool>)],
         options: &ForecastOptions,
     ) -> Result<Vec<Forecast>, ModelError> {
-        let (native, horizon) = (self.native_horizon(), batch.horizon());
-        if horizon > self.max_horizon() {
+        let (native, horizon) = (self.config().native_horizon(), batch.horizon());
+        if horizon > self.config().max_horizon() {
             return Err(ModelError::Input(format!(
                 "`horizon` {horizon} is beyond the {} steps the model forecasts ({LONG_HORIZON_FACTOR} rollouts \
                  of {native})",
-                self.max_horizon()
+                self.config().max_horizon()
             )));
         }
         if options.patches.is_some() {

@@ -229,7 +229,7 @@ impl LoopedWorldModel {
         plans: &[(Vec<f32>, Vec<bool>)],
         options: &ForecastOptions,
     ) -> Result<Vec<Forecast>, ModelError> {
-        if batch.horizon() > self.native_horizon() {
+        if batch.horizon() > self.config.native_horizon() {
             return self.whatif_long(batch, plans, options);
         }
         let control = self.control(options)?;

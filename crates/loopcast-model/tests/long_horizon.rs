@@ -60,9 +60,9 @@ fn width(forecast: &Forecast, b: usize, h: usize) -> f32 {
 #[test]
 fn four_native_horizons_give_sane_quantiles_that_never_narrow_past_the_first() {
     let model = model();
-    let native = model.native_horizon();
+    let native = model.config().native_horizon();
     let horizon = LONG_HORIZON_FACTOR * native;
-    assert_eq!(model.max_horizon(), horizon);
+    assert_eq!(model.config().max_horizon(), horizon);
     let options = ForecastOptions::default();
     let long = model.forecast(&batch(horizon, 4.0), &options).unwrap();
     assert_eq!(long.steps, horizon);
@@ -113,7 +113,7 @@ fn four_native_horizons_give_sane_quantiles_that_never_narrow_past_the_first() {
 #[test]
 fn plans_past_the_native_horizon_are_the_plans_forecast_alone() {
     let model = model();
-    let horizon = 2 * model.native_horizon() + 40;
+    let horizon = 2 * model.config().native_horizon() + 40;
     let options = ForecastOptions::default();
     let base = batch(horizon, 4.0);
     let plans: Vec<(Vec<f32>, Vec<bool>)> = [2.0, 8.0]
@@ -137,10 +137,11 @@ fn plans_past_the_native_horizon_are_the_plans_forecast_alone() {
 #[test]
 fn horizons_past_the_reach_and_deferred_decoding_past_the_rollout_are_refused() {
     let model = model();
-    let beyond = model.max_horizon() + 1;
+    let beyond = model.config().max_horizon() + 1;
     let err = model.forecast(&batch(beyond, 4.0), &ForecastOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("`horizon`") && err.contains(&model.max_horizon().to_string()), "{err}");
+    assert!(err.contains("`horizon`") && err.contains(&model.config().max_horizon().to_string()), "{err}");
     let deferred = ForecastOptions { patches: Some(vec![0]), ..ForecastOptions::default() };
-    let err = model.forecast(&batch(2 * model.native_horizon(), 4.0), &deferred).unwrap_err().to_string();
+    let err =
+        model.forecast(&batch(2 * model.config().native_horizon(), 4.0), &deferred).unwrap_err().to_string();
     assert!(err.contains("`patches`"), "{err}");
 }

@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use loopcast_core::{Frequency, Role};
-use loopcast_model::{
-    Forecast, ForecastOptions, LONG_HORIZON_FACTOR, MissingActions, ModelBatch, ModelConfig, quantiles,
-};
+use loopcast_model::{Forecast, ForecastOptions, MissingActions, ModelBatch, ModelConfig, quantiles};
 
 use crate::api::{
     ChannelForecast, ChannelInput, ChannelRole, ComputeOptions, MAX_SERIES_CALIBRATION, MissingActionsInput,
@@ -51,9 +49,7 @@ impl Bounds {
         Self {
             levels: model.quantiles.clone(),
             patch_len: model.patch_len,
-            max_horizon: limits
-                .max_horizon
-                .min(LONG_HORIZON_FACTOR * model.max_horizon_patches * model.patch_len),
+            max_horizon: limits.max_horizon.min(model.max_horizon()),
             max_context: model.max_context_patches * model.patch_len,
             limits: limits.clone(),
             effect_widening: model.effect_widening,
