@@ -4,6 +4,44 @@
 
 use std::process::{Command, Output};
 
+/// A training recipe for a model of 16 wide that trains in a second.
+pub const TINY: &str = r#"
+seed = 1
+steps = 4
+batch_size = 2
+checkpoint_every = 2
+log_every = 2
+model = { d_model = 16, heads = 2, mlp_ratio = 2, patch_len = 8, encoder_layers = 1, max_context_patches = 8, max_horizon_patches = 4, quantiles = [0.1, 0.5, 0.9], min_loops = 1, max_loops = 2, exit_threshold = 0.5, scale_floor = 0.001 }
+[optimizer]
+learning_rate = 0.001
+warmup_steps = 1
+final_lr_ratio = 0.1
+weight_decay = 0.0
+grad_clip_norm = 1.0
+[loops]
+poisson_lambda = 1.0
+grad_loops = 1
+[loss]
+pinball = 1.0
+consistency = 0.1
+contraction = 0.1
+contraction_ratio = 0.9
+gate = 0.1
+gate_tolerance = 0.01
+[data]
+sre_share = 0.5
+contexts = [32]
+horizons = [8]
+prior_max_channels = 2
+target_subset_share = 0.0
+drop_actions_share = 0.0
+[validation]
+every = 4
+windows = 2
+context = 32
+horizon = 8
+"#;
+
 /// Runs `loopcast ARGS` and returns its status and output.
 pub fn loopcast(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loopcast")).args(args).output().unwrap()
