@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use loopcast_data::Layout;
 use loopcast_model::DeviceKind;
 use loopcast_serve::api::{ComputeOptions, MissingActionsInput};
 use loopcast_serve::{Problem, ScoreError, ScoreProgress, ScoreSpec, ServeConfig, Shard, Worker};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::inspect::{LayoutArg, load_mapping};
+use crate::prometheus::{self, PrometheusArgs};
 use crate::{Interrupted, interrupt_flag, models};
 
 /// Where the model comes from, for every local command.
@@ -136,8 +138,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Arguments of `loopcast score`.
 #[derive(Debug, Args)]
 pub(crate) struct ScoreArgs {
-    /// The telemetry file (.parquet, .csv, .arrow/.arrows/.ipc).
-    input: PathBuf,
+    /// The telemetry file (.parquet, .csv, .arrow/.arrows/.ipc); or --prometheus.
+    #[arg(required_unless_present = "prometheus", conflicts_with = "prometheus")]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    source: PrometheusArgs,
+    /// Also write the forecast quantiles to this Prometheus remote-write receiver
+    /// (`http://HOST:9090/api/v1/write`), as `loopcast_forecast_<channel>{…,
+    /// quantile="0.9"}`.
+    #[arg(long, value_name = "URL")]
+    remote_write: Option<String>,
     /// Table layout: one value per row (long) or one column per channel (wide, needs
     /// --mapping).
     #[arg(long, value_enum, default_value_t = LayoutArg::Long)]
@@ -189,10 +199,26 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
     if args.chunk_series == 0 {
         bail!(crate::UsageError("--chunk-series must be at least 1".into()));
     }
+    let work_dir = args.work_dir.clone().unwrap_or_else(|| {
+        let name = args.output.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        args.output.with_file_name(format!("{name}.parts"))
+    });
+    let mapping = args.mapping.as_deref().map(load_mapping).transpose()?;
+    // A Prometheus snapshot carries the mapping's roles in its `role` column, and every
+    // channel a query fills.
+    let (input, layout, mapping) = match (&args.input, &args.source.prometheus) {
+        (Some(input), _) => (input.clone(), args.format.into(), mapping),
+        (None, Some(url)) => {
+            let now = chrono::Utc::now();
+            let snapshot = prometheus::snapshot(&args.source, url, mapping.as_ref(), &work_dir, now).await?;
+            (snapshot, Layout::Long, None)
+        }
+        (None, None) => bail!(crate::UsageError("give a telemetry file or --prometheus".into())),
+    };
     let spec = ScoreSpec {
-        input: args.input.clone(),
-        layout: args.format.into(),
-        mapping: args.mapping.as_deref().map(load_mapping).transpose()?,
+        input,
+        layout,
+        mapping,
         horizon: args.horizon,
         quantiles: args.quantiles.clone(),
         compute: ComputeOptions {
@@ -208,10 +234,6 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
         },
         shard: args.shard,
     };
-    let work_dir = args.work_dir.clone().unwrap_or_else(|| {
-        let name = args.output.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        args.output.with_file_name(format!("{name}.parts"))
-    });
     let worker = local_worker(&args.model)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:30} {percent:>3}% of rows read ({elapsed}, eta {eta}) {msg}")
@@ -256,7 +278,10 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
                     String::new()
                 },
             );
-            Ok(())
+            match &args.remote_write {
+                Some(url) => prometheus::write_back(&args.source, url, &args.output).await,
+                None => Ok(()),
+            }
         }
         Err(ScoreError::Cancelled { chunks }) if interrupted.load(Ordering::SeqCst) => {
             bar.abandon_with_message("interrupted");

@@ -6,6 +6,7 @@ mod eval;
 mod inspect;
 mod local;
 mod models;
+mod prometheus;
 mod serve;
 mod simulate;
 mod train;
@@ -67,8 +68,9 @@ enum Command {
     /// Answer a `POST /v1/plan` request body locally: the cheapest action schedule that
     /// keeps a bound, and the cost/risk frontier.
     Plan(local::RequestArgs),
-    /// Forecast every series of a telemetry file into Parquet, resumably (Ctrl-C, then
-    /// the same command again), optionally one shard of many.
+    /// Forecast every series of a telemetry file (or of Prometheus range queries) into
+    /// Parquet, resumably (Ctrl-C, then the same command again), optionally one shard of
+    /// many; with --remote-write, also into Prometheus.
     Score(local::ScoreArgs),
     /// Backtest loopcast and classical baselines (seasonal naive, naive, AutoETS, MSTL)
     /// on the same rolling-origin windows of a file or a suite of files: a table, per-window
@@ -154,6 +156,15 @@ fn main() -> ExitCode {
                 || matches!(e.downcast_ref(), Some(loopcast_serve::ServeError::Config(_)))
                 || e.downcast_ref::<local::RequestError>().is_some()
                 || e.downcast_ref::<loopcast_eval::EvalError>().is_some()
+                || matches!(
+                    e.downcast_ref(),
+                    Some(
+                        loopcast_prom::PromError::Invalid { .. }
+                            | loopcast_prom::PromError::Query { .. }
+                            | loopcast_prom::PromError::Empty { .. }
+                            | loopcast_prom::PromError::Forecasts { .. }
+                    )
+                )
                 || matches!(
                     e.downcast_ref(),
                     Some(loopcast_serve::ScoreError::Data(_) | loopcast_serve::ScoreError::Invalid { .. })
