@@ -2,6 +2,7 @@
 
 mod bench;
 mod calibrate;
+mod detect;
 mod eval;
 mod inspect;
 mod local;
@@ -72,6 +73,11 @@ enum Command {
     /// Parquet, resumably (Ctrl-C, then the same command again), optionally one shard of
     /// many; with --remote-write, also into Prometheus.
     Score(local::ScoreArgs),
+    /// Flag anomalies in every series of a telemetry file (or of Prometheus range
+    /// queries): each observation scored by how far into the tails of the model's
+    /// rolling forecasts it falls, beside seasonal-naive and seasonal hybrid ESD
+    /// detectors; resumable.
+    Detect(detect::DetectArgs),
     /// Backtest loopcast and classical baselines (seasonal naive, naive, AutoETS, MSTL)
     /// on the same rolling-origin windows of a file or a suite of files: a table, per-window
     /// CSV and fan charts. With `--twins N`: counterfactual effects and the planner scored
@@ -141,6 +147,7 @@ fn main() -> ExitCode {
             Command::Whatif(args) => local::run_request(local::RequestKind::WhatIf, args).await,
             Command::Plan(args) => local::run_request(local::RequestKind::Plan, args).await,
             Command::Score(args) => local::run_score(args).await,
+            Command::Detect(args) => detect::run(args).await,
             Command::Eval(args) => eval::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -21,6 +21,7 @@ pub mod backtest;
 pub mod baselines;
 pub mod bench;
 pub mod counterfactual;
+pub mod detect;
 pub mod metrics;
 pub mod monotone;
 pub mod plan_eval;
