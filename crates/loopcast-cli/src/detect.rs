@@ -16,11 +16,10 @@ use chrono::DateTime;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_core::RegularSeries;
-use loopcast_data::{
-    AtomicParquetWriter, Layout, Origins, ReadOptions, TelemetryReader, WindowBatcher, WindowSpec,
-    concat_parquet,
+use loopcast_data::{AtomicParquetWriter, Layout, ReadOptions, TelemetryReader, concat_parquet};
+use loopcast_eval::detect::{
+    ActionChange, Anomaly, DetectConfig, Detector, PointScore, Shape, detect_series, series_windows,
 };
-use loopcast_eval::detect::{ActionChange, Anomaly, DetectConfig, Detector, PointScore, detect_series};
 use loopcast_model::{DeviceKind, ForecastOptions, LoopedWorldModel};
 use serde::{Deserialize, Serialize};
 
@@ -314,15 +313,6 @@ pub(crate) async fn run(args: DetectArgs) -> Result<()> {
     Ok(())
 }
 
-/// How windows are cut.
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    patch: usize,
-    max_context: usize,
-    min_context: usize,
-    last_patches: Option<usize>,
-}
-
 /// Detects over one chunk of series and writes its points.
 #[allow(clippy::too_many_arguments)]
 fn detect_chunk(
@@ -341,22 +331,11 @@ fn detect_chunk(
         AtomicParquetWriter::create(parts.join(format!("chunk-{index:05}.parquet")), schema.clone())?;
     for series in chunk {
         result.series += 1;
-        let mut windows = series.len().saturating_sub(shape.min_context) / shape.patch;
-        if let Some(last) = shape.last_patches {
-            windows = windows.min(last);
-        }
-        if windows == 0 {
+        let batches = series_windows(series, channels, shape, WINDOWS_PER_BATCH)?;
+        if batches.is_empty() {
             result.skipped += 1;
             continue;
         }
-        let spec = WindowSpec {
-            context: shape.max_context,
-            horizon: shape.patch,
-            origins: Origins::Backtest { windows, stride: shape.patch },
-        };
-        let mut batcher = WindowBatcher::new(spec, channels, WINDOWS_PER_BATCH)?;
-        let mut batches = batcher.push(series);
-        batches.extend(batcher.finish());
         let found = detect_series(model, &batches, frequency, config)?;
         if found.points.is_empty() {
             result.skipped += 1;

@@ -38,19 +38,33 @@ pub(crate) enum ActionFutures {
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     /// The telemetry file (Parquet, CSV or Arrow IPC).
-    #[arg(long, required_unless_present_any = ["suite", "twins"], conflicts_with_all = ["suite", "twins"])]
+    #[arg(
+        long,
+        required_unless_present_any = ["suite", "twins", "detect"],
+        conflicts_with_all = ["suite", "twins", "detect"]
+    )]
     data: Option<PathBuf>,
     /// A suite of datasets (TOML, `[[dataset]]` tables with the flags below as keys, see
     /// configs/eval-dev.toml), scored in one run with across-dataset means.
-    #[arg(long, conflicts_with = "twins")]
+    #[arg(long, conflicts_with_all = ["twins", "detect"])]
     suite: Option<PathBuf>,
     /// Instead of a file: score counterfactual effects (loopcast, the action-blind
     /// ablation, ARX) and the planner on this many held-out simulator twin episodes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "detect")]
     twins: Option<usize>,
-    /// First seed of the twins [default: loopcast_eval::counterfactual::HELD_OUT_SEEDS].
-    #[arg(long, requires = "twins")]
-    first_seed: Option<u64>,
+    /// Instead of a file: score anomaly detection (loopcast, seasonal-naive residuals,
+    /// seasonal hybrid ESD) on this many simulated services with known incidents (flash
+    /// crowds, OOM restarts, deploys), a week of five-minute steps each.
+    #[arg(long)]
+    pub(crate) detect: Option<usize>,
+    /// The level of `--detect`: points outside the central band of this probability are
+    /// flagged.
+    #[arg(long, default_value_t = 0.99, requires = "detect")]
+    pub(crate) level: f64,
+    /// First seed of the twins or the detection services [default:
+    /// loopcast_eval::counterfactual::HELD_OUT_SEEDS].
+    #[arg(long)]
+    pub(crate) first_seed: Option<u64>,
     /// Plans per twin episode: the operator's own and `plans − 1` departures.
     #[arg(long, default_value_t = 4, requires = "twins")]
     plans: usize,
@@ -117,7 +131,7 @@ pub(crate) struct EvalArgs {
     filter: Option<String>,
     /// Where results go (one subdirectory per dataset of a suite).
     #[arg(long, default_value = "eval-out")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Fan charts to draw: the last window of the first N series × target channels.
     #[arg(long, default_value_t = 6)]
     charts: usize,
@@ -133,10 +147,10 @@ pub(crate) struct EvalArgs {
     series_calibration: usize,
     /// A model directory; the embedded shipped model when absent.
     #[arg(long)]
-    model: Option<PathBuf>,
+    pub(crate) model: Option<PathBuf>,
     /// `cpu` (burn flex) or `wgpu`.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
 }
 
 /// One dataset of a backtest: what to read and how to cut it.
@@ -196,6 +210,9 @@ struct DatasetResult<'a> {
 pub(crate) async fn run(args: EvalArgs) -> Result<()> {
     if let Some(episodes) = args.twins {
         return run_twins(&args, episodes);
+    }
+    if let Some(services) = args.detect {
+        return crate::eval_detect::run(&args, services);
     }
     let (datasets, models) = match &args.suite {
         Some(path) => {

@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod detect;
 mod eval;
+mod eval_detect;
 mod inspect;
 mod local;
 mod models;

@@ -188,3 +188,33 @@ fn a_run_killed_between_chunks_resumes_to_the_same_results() {
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("holds the parts of a run with other settings"), "{stderr}");
 }
+
+/// `loopcast eval --detect N` scores every detector on simulated services with known
+/// incidents and writes the table and its JSON.
+#[test]
+fn detection_is_scored_on_simulated_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eval");
+    let run = loopcast(&["eval", "--detect", "2", "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let table = read(&out.join("detect.md"));
+    assert!(table.contains("| loopcast |") && table.contains("| shesd |"), "{table}");
+    let scores: serde_json::Value = serde_json::from_str(&read(&out.join("detect.json"))).unwrap();
+    let scores = scores.as_array().unwrap();
+    assert_eq!(scores.len(), 3);
+    let incidents: u64 =
+        scores[0]["kinds"].as_array().unwrap().iter().map(|k| k[1]["incidents"].as_u64().unwrap()).sum();
+    assert!(incidents > 0, "{scores:?}");
+    for score in scores {
+        let found: u64 =
+            score["kinds"].as_array().unwrap().iter().map(|k| k[1]["found"].as_u64().unwrap()).sum();
+        assert!(found <= incidents);
+        let (right, intervals) = (score["right"].as_u64().unwrap(), score["intervals"].as_u64().unwrap());
+        assert!(right <= intervals);
+    }
+    let loopcast = &scores[0];
+    assert_eq!(loopcast["detector"], "loopcast");
+    let false_alarms = loopcast["false_alarm_share"].as_f64().unwrap();
+    assert!(false_alarms < 0.03, "{loopcast}");
+}

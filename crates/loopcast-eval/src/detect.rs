@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use loopcast_core::{Frequency, Role, Timestamp};
-use loopcast_data::WindowBatch;
+use loopcast_core::{ChannelSpec, Frequency, RegularSeries, Role, Timestamp};
+use loopcast_data::{Origins, WindowBatch, WindowBatcher, WindowSpec};
 use loopcast_model::{Forecast, ForecastOptions, LoopedWorldModel};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,47 @@ pub struct DetectConfig {
     pub action_futures: bool,
     /// Loop limits and the rest of the forecast's settings.
     pub forecast_options: ForecastOptions,
+}
+
+/// How a series is cut into detection windows: rolling origins a patch apart, each
+/// forecasting one patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Steps per window's horizon and between origins (the model's patch).
+    pub patch: usize,
+    /// Context steps per window (the model's reach).
+    pub max_context: usize,
+    /// History before the first scored step.
+    pub min_context: usize,
+    /// Score only the last this many patches.
+    pub last_patches: Option<usize>,
+}
+
+/// The detection windows of `series` laid out with `channels`, in batches of at most
+/// `batch` windows; none when the series is no longer than `shape.min_context`.
+pub fn series_windows(
+    series: &RegularSeries,
+    channels: &[ChannelSpec],
+    shape: Shape,
+    batch: usize,
+) -> Result<Vec<WindowBatch>, EvalError> {
+    let mut windows = series.len().saturating_sub(shape.min_context) / shape.patch.max(1);
+    if let Some(last) = shape.last_patches {
+        windows = windows.min(last);
+    }
+    if windows == 0 {
+        return Ok(Vec::new());
+    }
+    let spec = WindowSpec {
+        context: shape.max_context,
+        horizon: shape.patch,
+        origins: Origins::Backtest { windows, stride: shape.patch },
+    };
+    let mut batcher =
+        WindowBatcher::new(spec, channels, batch).map_err(|e| EvalError::Config(e.to_string()))?;
+    let mut batches = batcher.push(series);
+    batches.extend(batcher.finish());
+    Ok(batches)
 }
 
 /// Which detector.
@@ -84,12 +125,12 @@ pub struct PointScore {
     pub tail_probability: f64,
     /// `−log10` of it: 2 at the 1 % tails.
     pub score: f64,
-    /// The share of the channel's earlier scored points that scored at least as high
-    /// (counting this one): the score's conformal p-value against the series' own
-    /// history, so a level means the same whatever the model's tails.
+    /// How rare the score is among the channel's earlier scores (their share at least as
+    /// high, with a fitted exponential tail beyond their top tenth): a p-value against
+    /// the series' own history, so a level means the same whatever the model's tails.
+    /// The tail probability for a channel's first 50 points.
     pub p_value: f64,
-    /// Flagged by the model: `p_value` below `1 − level` once the channel has enough
-    /// earlier points for such a p-value (`1 / (1 − level)`), the tail probability before.
+    /// Flagged by the model: `p_value` below `1 − level`.
     pub flagged: bool,
     /// Flagged by the seasonal-naive residual threshold.
     pub seasonal_naive: bool,
@@ -304,11 +345,19 @@ pub fn detect_series(
 
 /// Bins of the running score histogram: scores lie in `[0, 12]`.
 const SCORE_BINS: usize = 12_001;
+/// Earlier points a channel needs before its own scores judge a new one.
+const MIN_REFERENCE: usize = 50;
+/// The share of a channel's scores above which the tail is modelled.
+const TAIL_SHARE: f64 = 0.1;
 
-/// Replaces each point's p-value by its score's rank among the channel's points so far
-/// (`points` in time order per channel) and flags by it, once a channel has
-/// `1 / (1 − level)` earlier points; the tail probability stays the judge before that.
+/// Replaces each point's p-value by one read from the channel's earlier scores (`points`
+/// in time order per channel) and flags by it: the share of them at least as high, once
+/// there are `1 / (1 − level)` of them; before that, beyond their top tenth, the
+/// exponential tail fitted to the excesses over it (peaks over threshold, as SPOT does:
+/// Siffer et al. 2017), so a level below one over the points seen can be reached. A
+/// channel's first [`MIN_REFERENCE`] points keep the forecast's own tail probability.
 fn conformal(points: &mut [PointScore], level: f64) {
+    // Enough earlier points for a rank to reach the level: ranks alone judge.
     let reference = (1.0 / (1.0 - level)).ceil() as usize;
     let bin = |score: f64| ((score * 1_000.0).round() as usize).min(SCORE_BINS - 1);
     let mut start = 0;
@@ -317,34 +366,73 @@ fn conformal(points: &mut [PointScore], level: f64) {
             .iter()
             .position(|p| p.channel != points[start].channel)
             .map_or(points.len(), |n| start + n);
-        // Counts of earlier scores per bin, as a Fenwick tree (prefix sums in log time).
-        let mut tree = vec![0u32; SCORE_BINS + 1];
+        let (mut counts, mut sums) = (Fenwick::new(SCORE_BINS), Fenwick::new(SCORE_BINS));
+        let mut total = 0.0;
         for (seen, point) in points[start..end].iter_mut().enumerate() {
             let b = bin(point.score);
-            let below = prefix(&tree, b);
-            let at_least = seen - below as usize;
-            if seen >= reference {
-                point.p_value = (1 + at_least) as f64 / (1 + seen) as f64;
+            if seen >= MIN_REFERENCE {
+                let at_least = seen as f64 - counts.below(b);
+                // The threshold: the lowest bin with at most the tail share above it.
+                let threshold = counts.first_reaching((1.0 - TAIL_SHARE) * seen as f64);
+                let above = seen as f64 - counts.below(threshold);
+                let excess = (total - sums.below(threshold)) / above.max(1.0) - threshold as f64 / 1_000.0;
+                let scale = excess.max(0.05);
+                let tail = threshold as f64 / 1_000.0;
+                point.p_value = if point.score <= tail || above < 1.0 || seen >= reference {
+                    (1.0 + at_least) / (1.0 + seen as f64)
+                } else {
+                    (above + 1.0) / (seen as f64 + 1.0) * (-(point.score - tail) / scale).exp()
+                };
                 point.flagged = point.p_value < 1.0 - level;
             }
-            let mut i = b + 1;
-            while i <= SCORE_BINS {
-                tree[i] += 1;
-                i += i & i.wrapping_neg();
-            }
+            counts.add(b, 1.0);
+            sums.add(b, point.score);
+            total += point.score;
         }
         start = end;
     }
 }
 
-/// How many counted scores fall in bins below `bin`.
-fn prefix(tree: &[u32], bin: usize) -> u32 {
-    let (mut i, mut sum) = (bin, 0);
-    while i > 0 {
-        sum += tree[i];
-        i -= i & i.wrapping_neg();
+/// Sums over bins with prefix queries in logarithmic time.
+struct Fenwick(Vec<f64>);
+
+impl Fenwick {
+    fn new(bins: usize) -> Self {
+        Self(vec![0.0; bins + 1])
     }
-    sum
+
+    fn add(&mut self, bin: usize, value: f64) {
+        let mut i = bin + 1;
+        while i < self.0.len() {
+            self.0[i] += value;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The sum over bins below `bin`.
+    fn below(&self, bin: usize) -> f64 {
+        let (mut i, mut sum) = (bin, 0.0);
+        while i > 0 {
+            sum += self.0[i];
+            i -= i & i.wrapping_neg();
+        }
+        sum
+    }
+
+    /// The lowest bin `b` whose sum below `b + 1` reaches `target` (binary lifting).
+    fn first_reaching(&self, target: f64) -> usize {
+        let (mut position, mut remaining) = (0, target);
+        let mut step = (self.0.len() - 1).next_power_of_two();
+        while step > 0 {
+            let next = position + step;
+            if next < self.0.len() && self.0[next] < remaining {
+                position = next;
+                remaining -= self.0[next];
+            }
+            step /= 2;
+        }
+        position.min(self.0.len() - 2)
+    }
 }
 
 /// Every observed target cell of every window's horizon, scored by the model and the
@@ -679,11 +767,19 @@ mod tests {
             .collect();
         points[1_500].score = 12.0;
         conformal(&mut points, 0.99);
-        let late = &points[100..];
+        let late = &points[MIN_REFERENCE..];
         let share = late.iter().filter(|p| p.flagged).count() as f64 / late.len() as f64;
         assert!((0.005..0.02).contains(&share), "{share}");
-        assert!(points[1_500].flagged && points[1_500].p_value < 1e-3, "{:?}", points[1_500]);
-        assert!(points[..100].iter().all(|p| p.p_value == p.tail_probability), "raw until 100 are seen");
+        assert!(points[1_500].flagged, "{:?}", points[1_500]);
+        assert!(
+            points[..MIN_REFERENCE].iter().all(|p| p.p_value == p.tail_probability),
+            "raw until 50 are seen"
+        );
+        // Before a rank can reach the level, the fitted tail does.
+        let mut early = points[..80].to_vec();
+        early[70].score = 12.0;
+        conformal(&mut early, 0.999);
+        assert!(early[70].flagged && early[70].p_value < 1.0 / 70.0, "{:?}", early[70]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod baselines;
 pub mod bench;
 pub mod counterfactual;
 pub mod detect;
+pub mod detect_eval;
 pub mod metrics;
 pub mod monotone;
 pub mod plan_eval;

@@ -76,6 +76,8 @@ struct Exogenous {
     noise: Vec<[f64; TARGETS]>,
     /// Whether each target channel's scrape arrived.
     scraped: Vec<[bool; TARGETS]>,
+    /// Whether a flash crowd is under way at the step.
+    flash_crowd: Vec<bool>,
 }
 
 /// The unobserved state of a run, step by step (noise-free, nothing missing): what the
@@ -123,6 +125,9 @@ pub struct Truth {
     pub memory_mb: Vec<f64>,
     /// Whether a replica restarted (out of memory) at this step.
     pub oom_restart: Vec<bool>,
+    /// Whether a flash crowd (a sudden wave of demand) is under way: incidents that
+    /// anomaly detection is scored on, with the restarts above and deploys.
+    pub flash_crowd: Vec<bool>,
 }
 
 /// One run of a plan: the observed series (with noise and dropped scrapes) and the truth.
@@ -451,6 +456,7 @@ impl World {
             truth.queue_depth.push(backlog + served / dt * wait_ms / 1000.0);
             truth.memory_mb.push(memory + 0.1 * p.memory_base_mb * utilisation);
             truth.oom_restart.push(oom);
+            truth.flash_crowd.push(self.exogenous.flash_crowd[t]);
 
             memory_age_hours += dt_hours;
             restart_countdown = restart_countdown.saturating_sub(1);
@@ -550,6 +556,7 @@ impl Exogenous {
             weekday: Vec::with_capacity(length),
             noise: Vec::with_capacity(length),
             scraped: Vec::with_capacity(length),
+            flash_crowd: Vec::with_capacity(length),
         };
         let start_micros = frequency.cell_start(first_cell);
         let (mut log_noise, mut burst, mut crowd_age) = (0.0f64, 0.0f64, f64::INFINITY);
@@ -619,6 +626,7 @@ impl Exogenous {
                 std::array::from_fn(|_| scrape_rng.random::<f64>() >= p.scrape_miss_prob && !in_outage);
 
             exo.demand_rps.push(demand);
+            exo.flash_crowd.push(crowd > 1.0);
             exo.holiday.push(holiday);
             exo.hour.push(hour);
             exo.weekday.push(weekday);
