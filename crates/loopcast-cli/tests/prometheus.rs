@@ -161,6 +161,24 @@ fn openmetrics(histories: &[RegularSeries], end_ms: i64) -> String {
     text
 }
 
+/// A server over the simulated histories, and their last instant; `None` (with a note)
+/// when the binaries are absent.
+fn serve_histories(basic_auth: bool) -> Option<(Prometheus, i64)> {
+    let (server, tool) = binaries()?;
+    let end = history_end();
+    Some((Prometheus::start(&server, &tool, &openmetrics(&histories(), end), basic_auth), end))
+}
+
+/// `--prometheus URL --query Q… --range RANGE --step 5m --end END`.
+fn source<'a>(url: &'a str, end: &'a str, range: &'a str, queries: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--prometheus", url];
+    for query in queries {
+        args.extend(["--query", query]);
+    }
+    args.extend(["--range", range, "--step", "5m", "--end", end]);
+    args
+}
+
 fn rfc3339(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
 }
@@ -233,9 +251,7 @@ async fn series_read_from_prometheus_are_the_ones_put_in_also_past_the_point_lim
 /// the quantiles back; Prometheus then answers them as it answers any series.
 #[tokio::test(flavor = "multi_thread")]
 async fn score_reads_prometheus_and_writes_its_forecasts_back() {
-    let Some((server, tool)) = binaries() else { return };
-    let end = history_end();
-    let prometheus = Prometheus::start(&server, &tool, &openmetrics(&histories(), end), false);
+    let Some((prometheus, end)) = serve_histories(false) else { return };
     let dir = tempfile::tempdir().unwrap();
     let (output, mapping) = (dir.path().join("forecast.parquet"), dir.path().join("roles.toml"));
     std::fs::write(&mapping, "[channels]\nreplicas = \"action\"\n").unwrap();
@@ -243,24 +259,12 @@ async fn score_reads_prometheus_and_writes_its_forecasts_back() {
     let write = format!("{url}/api/v1/write");
     let (end_text, output_text, mapping_text) =
         (rfc3339(end), output.display().to_string(), mapping.display().to_string());
-    let out = loopcast(&[
-        "score",
-        "--prometheus",
-        &url,
-        "--query",
-        "rps=sum by (service) (svc_rps)",
-        "--query",
-        "cpu_util=svc_cpu_util",
-        "--query",
-        "replicas=svc_replicas",
+    let queries = ["rps=sum by (service) (svc_rps)", "cpu_util=svc_cpu_util", "replicas=svc_replicas"];
+    let mut args = vec!["score"];
+    args.extend(source(&url, &end_text, "3d", &queries));
+    args.extend([
         "--mapping",
         &mapping_text,
-        "--range",
-        "3d",
-        "--step",
-        "5m",
-        "--end",
-        &end_text,
         "--horizon",
         "12",
         "-o",
@@ -268,6 +272,7 @@ async fn score_reads_prometheus_and_writes_its_forecasts_back() {
         "--remote-write",
         &write,
     ]);
+    let out = loopcast(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("read 2 series") && stderr.contains("wrote"), "{stderr}");
@@ -343,9 +348,7 @@ fn forecast_medians(path: &Path) -> Vec<(String, String, i64, f64)> {
 /// missing or wrong credentials each get an error naming the query or the URL.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_failure_names_the_query_or_the_url() {
-    let Some((server, tool)) = binaries() else { return };
-    let end = history_end();
-    let prometheus = Prometheus::start(&server, &tool, &openmetrics(&histories(), end), true);
+    let Some((prometheus, end)) = serve_histories(true) else { return };
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("forecast.parquet").display().to_string();
     let password = dir.path().join("password");
@@ -560,4 +563,46 @@ fn a_resumed_score_reads_the_snapshot_not_the_server_again() {
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(65), "{stderr}");
     assert!(stderr.contains("holds a snapshot of other queries or settings"), "{stderr}");
+}
+
+/// `loopcast detect --prometheus …` scores the series Prometheus holds, named by their
+/// labels, and leaves no snapshot behind.
+#[test]
+fn detect_reads_its_series_from_prometheus() {
+    let Some((prometheus, end)) = serve_histories(false) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("detect");
+    let (url, end_text) = (prometheus.url(), rfc3339(end));
+    let mut args = vec!["detect"];
+    args.extend(source(&url, &end_text, "3d", &["rps=svc_rps", "cpu_util=svc_cpu_util"]));
+    args.extend(["--out", out.to_str().unwrap()]);
+    let run = loopcast(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("read 2 series") && stderr.contains("of 2 series"), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // Three days and a step: the first day and four patches are context, the rest scored
+    // in whole patches, for two channels of two series (less the simulator's missed scrapes).
+    let scored = summary["points"].as_u64().unwrap();
+    let most = 2 * 2 * ((STEPS + 1 - 288 - 64) / 16 * 16) as u64;
+    assert!(scored > most * 9 / 10 && scored <= most, "{summary}");
+    let changes = std::fs::read_to_string(out.join("changes.csv")).unwrap();
+    assert!(changes.starts_with("series_id,action,"), "{changes}");
+    assert!(!out.join("parts").exists(), "the snapshot goes with the parts");
+    let points = std::fs::File::open(out.join("points.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(points)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let ids = batch.column_by_name("series_id").unwrap();
+        let ids = ids.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        names.extend(ids.iter().flatten().map(str::to_string));
+    }
+    let want: std::collections::BTreeSet<String> =
+        SERVICES.iter().map(|s| format!("service=\"{s}\"")).collect();
+    assert_eq!(names, want);
 }
