@@ -16,7 +16,7 @@ use chrono::DateTime;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loopcast_core::RegularSeries;
-use loopcast_data::{AtomicParquetWriter, Layout, ReadOptions, TelemetryReader, concat_parquet};
+use loopcast_data::{AtomicParquetWriter, ReadOptions, TelemetryReader, concat_parquet};
 use loopcast_eval::detect::{
     ActionChange, Anomaly, DetectConfig, Detector, PointScore, Shape, detect_series, series_windows,
 };
@@ -188,15 +188,8 @@ pub(crate) async fn run(args: DetectArgs) -> Result<()> {
     let max_context = patch * config.max_context_patches;
     let parts = args.out.join("parts");
     let mapping = args.mapping.as_deref().map(load_mapping).transpose()?;
-    let (input, layout, mapping) = match (&args.input, &args.source.prometheus) {
-        (Some(input), _) => (input.clone(), args.format.into(), mapping),
-        (None, Some(url)) => {
-            let now = chrono::Utc::now();
-            let snapshot = prometheus::snapshot(&args.source, url, mapping.as_ref(), &parts, now).await?;
-            (snapshot, Layout::Long, None)
-        }
-        (None, None) => bail!(UsageError("give a telemetry file or --prometheus".into())),
-    };
+    let (input, layout, mapping) =
+        prometheus::input(args.input.as_deref(), args.format.into(), &args.source, mapping, &parts).await?;
     let fingerprint = Fingerprint {
         input: input.clone(),
         format: format!("{:?}", args.format),

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loopcast_data::Layout;
 use loopcast_model::DeviceKind;
 use loopcast_serve::api::{ComputeOptions, MissingActionsInput};
 use loopcast_serve::{Problem, ScoreError, ScoreProgress, ScoreSpec, ServeConfig, Shard, Worker};
@@ -204,17 +203,9 @@ pub(crate) async fn run_score(args: ScoreArgs) -> Result<()> {
         args.output.with_file_name(format!("{name}.parts"))
     });
     let mapping = args.mapping.as_deref().map(load_mapping).transpose()?;
-    // A Prometheus snapshot carries the mapping's roles in its `role` column, and every
-    // channel a query fills.
-    let (input, layout, mapping) = match (&args.input, &args.source.prometheus) {
-        (Some(input), _) => (input.clone(), args.format.into(), mapping),
-        (None, Some(url)) => {
-            let now = chrono::Utc::now();
-            let snapshot = prometheus::snapshot(&args.source, url, mapping.as_ref(), &work_dir, now).await?;
-            (snapshot, Layout::Long, None)
-        }
-        (None, None) => bail!(crate::UsageError("give a telemetry file or --prometheus".into())),
-    };
+    let (input, layout, mapping) =
+        prometheus::input(args.input.as_deref(), args.format.into(), &args.source, mapping, &work_dir)
+            .await?;
     let spec = ScoreSpec {
         input,
         layout,

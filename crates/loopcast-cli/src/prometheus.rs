@@ -9,8 +9,11 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use loopcast_core::{ChannelMapping, Role};
+use loopcast_data::Layout;
 use loopcast_prom::{Auth, ChannelQuery, PromError, PrometheusSource, Window};
 use serde::{Deserialize, Serialize};
+
+use crate::local::write_atomically;
 
 /// Where Prometheus is and what to read from it.
 #[derive(Debug, Args)]
@@ -110,9 +113,29 @@ impl PrometheusArgs {
     }
 }
 
+/// What a command reads: the file it was given (with its layout and mapping), or the
+/// snapshot of the Prometheus queries it was given, taken into `work_dir` (long, the
+/// mapping's roles already in its `role` column, every channel a query fills).
+pub(crate) async fn input(
+    file: Option<&Path>,
+    layout: Layout,
+    source: &PrometheusArgs,
+    mapping: Option<ChannelMapping>,
+    work_dir: &Path,
+) -> Result<(PathBuf, Layout, Option<ChannelMapping>)> {
+    match (file, &source.prometheus) {
+        (Some(file), _) => Ok((file.to_path_buf(), layout, mapping)),
+        (None, Some(url)) => {
+            let snapshot = snapshot(source, url, mapping.as_ref(), work_dir, chrono::Utc::now()).await?;
+            Ok((snapshot, Layout::Long, None))
+        }
+        (None, None) => bail!(crate::UsageError("give a telemetry file or --prometheus".into())),
+    }
+}
+
 /// Reads the series the flags ask for into `work_dir`, or finds them there from the run
 /// being resumed; returns the snapshot's path.
-pub(crate) async fn snapshot(
+async fn snapshot(
     args: &PrometheusArgs,
     url: &str,
     mapping: Option<&ChannelMapping>,
@@ -142,11 +165,7 @@ pub(crate) async fn snapshot(
     std::fs::create_dir_all(work_dir).with_context(|| format!("cannot create {}", work_dir.display()))?;
     loopcast_data::write_long_parquet(&data, &fetched.series)?;
     let record = Record { source, window: fetched.window };
-    let temporary = work_dir.join(format!(".{RECORD}.tmp"));
-    std::fs::write(&temporary, serde_json::to_string_pretty(&record)?)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &record_path)
-        .with_context(|| format!("cannot write {}", record_path.display()))?;
+    write_atomically(&record_path, serde_json::to_string_pretty(&record)?.as_bytes())?;
     eprintln!(
         "loopcast: read {} series from {url} ({}): {} samples in {} requests{}",
         fetched.series.len(),

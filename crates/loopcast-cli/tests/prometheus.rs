@@ -290,7 +290,7 @@ async fn score_reads_prometheus_and_writes_its_forecasts_back() {
         assert!(!keys.iter().any(|(_, c, _)| c == "replicas"), "an action is not forecast");
     }
     // The medians Prometheus holds now are the file's.
-    let medians = forecast_medians(&output);
+    let medians = common::forecast_column(&output, "q0.5");
     let answer =
         query_range(&url, "loopcast_forecast_rps{quantile=\"0.5\"}", end + 300_000, end + 3_600_000, 300)
             .await;
@@ -311,37 +311,6 @@ async fn score_reads_prometheus_and_writes_its_forecasts_back() {
             assert_eq!(got, want, "{service} step {k}");
         }
     }
-}
-
-/// `(series_id, channel, timestamp, q0.5)` of every row of a forecast file.
-fn forecast_medians(path: &Path) -> Vec<(String, String, i64, f64)> {
-    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
-    let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
-        let (ids, channels) = (column("series_id"), column("channel"));
-        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-        let channels = channels.as_any().downcast_ref::<StringArray>().unwrap();
-        let times = column("timestamp");
-        let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
-        let medians = column("q0.5");
-        let medians = medians.as_any().downcast_ref::<Float64Array>().unwrap();
-        for i in 0..batch.num_rows() {
-            rows.push((
-                ids.value(i).to_string(),
-                channels.value(i).to_string(),
-                times.value(i),
-                medians.value(i),
-            ));
-        }
-    }
-    rows
 }
 
 /// Bad queries, empty results, a server that is not there, a receiver that is off and
@@ -486,31 +455,19 @@ fn a_resumed_score_reads_the_snapshot_not_the_server_again() {
     let prometheus = Prometheus::start(&server, &tool, &openmetrics(&histories(), end), false);
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("forecast.parquet").display().to_string();
-    let (url, end_text) = (prometheus.url(), rfc3339(end));
-    let score = |query: &str, horizon: &str| {
-        loopcast(&[
-            "score",
-            "--prometheus",
-            &url,
-            "--query",
-            query,
-            "--range",
-            "1d",
-            "--step",
-            "5m",
-            "--end",
-            &end_text,
-            "--horizon",
-            horizon,
-            "-o",
-            &output,
-        ])
+    let end_text = rfc3339(end);
+    let score = |url: &str, query: &str, horizon: &str| {
+        let mut args = vec!["score"];
+        args.extend(source(url, &end_text, "1d", &[query]));
+        args.extend(["--horizon", horizon, "-o", &output]);
+        loopcast(&args)
     };
+    let url = prometheus.url();
     // Refused after the read: a horizon past the model's reach.
-    let out = score("rps=svc_rps", "100000");
+    let out = score(&url, "rps=svc_rps", "100000");
     assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
     drop(prometheus);
-    let out = score("rps=svc_rps", "6");
+    let out = score(&url, "rps=svc_rps", "6");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -520,46 +477,14 @@ fn a_resumed_score_reads_the_snapshot_not_the_server_again() {
     assert_eq!(common::forecast_keys(Path::new(&output)).len(), 2 * 6);
     // The snapshot is gone with the finished run; a new one is taken, here of a server
     // that is gone.
-    let out = score("rps=svc_rps", "6");
+    let out = score(&url, "rps=svc_rps", "6");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     // Left over from a stopped run, a snapshot of other queries is refused.
     let prometheus = Prometheus::start(&server, &tool, &openmetrics(&histories(), end), false);
     let url = prometheus.url();
-    let first = loopcast(&[
-        "score",
-        "--prometheus",
-        &url,
-        "--query",
-        "rps=svc_rps",
-        "--range",
-        "1d",
-        "--step",
-        "5m",
-        "--end",
-        &end_text,
-        "--horizon",
-        "100000",
-        "-o",
-        &output,
-    ]);
+    let first = score(&url, "rps=svc_rps", "100000");
     assert_eq!(first.status.code(), Some(65));
-    let other = loopcast(&[
-        "score",
-        "--prometheus",
-        &url,
-        "--query",
-        "rps=svc_cpu_util",
-        "--range",
-        "1d",
-        "--step",
-        "5m",
-        "--end",
-        &end_text,
-        "--horizon",
-        "6",
-        "-o",
-        &output,
-    ]);
+    let other = score(&url, "rps=svc_cpu_util", "6");
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(65), "{stderr}");
     assert!(stderr.contains("holds a snapshot of other queries or settings"), "{stderr}");

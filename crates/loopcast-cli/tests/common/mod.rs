@@ -56,7 +56,13 @@ pub fn json(args: &[&str]) -> serde_json::Value {
 
 /// `(series_id, channel, timestamp)` of every row of a forecast file.
 pub fn forecast_keys(path: &std::path::Path) -> Vec<(String, String, i64)> {
-    use arrow::array::{Array, StringArray, TimestampMicrosecondArray};
+    forecast_column(path, "mean").into_iter().map(|(id, channel, time, _)| (id, channel, time)).collect()
+}
+
+/// `(series_id, channel, timestamp, value)` of every row of a forecast file, the value
+/// from its number column `column` (`q0.5`, `mean`).
+pub fn forecast_column(path: &std::path::Path, column: &str) -> Vec<(String, String, i64, f64)> {
+    use arrow::array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -71,9 +77,16 @@ pub fn forecast_keys(path: &std::path::Path) -> Vec<(String, String, i64)> {
         let (ids, channels) = (text("series_id"), text("channel"));
         let times = batch.column_by_name("timestamp").unwrap();
         let times = times.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let values = batch.column_by_name(column).unwrap();
+        let values = values.as_any().downcast_ref::<Float64Array>().unwrap();
         for i in 0..batch.num_rows() {
             assert!(!ids.is_null(i) && !times.is_null(i));
-            rows.push((ids.value(i).to_string(), channels.value(i).to_string(), times.value(i)));
+            rows.push((
+                ids.value(i).to_string(),
+                channels.value(i).to_string(),
+                times.value(i),
+                values.value(i),
+            ));
         }
     }
     rows
