@@ -91,6 +91,16 @@ pub struct ModelConfig {
     /// (checkpoints before it existed): no such memory.
     #[serde(default, skip_serializing_if = "is_false")]
     pub departure_memory: bool,
+    /// An effect recurrence: per target, a gated recurrent cell runs over the future steps
+    /// reading the target's rolled-out state and every action channel's log departure
+    /// from the expected plan (weighted by the channel's token), once under the plan and
+    /// once under no departure; the difference of its outputs is added to the ratio
+    /// effects' log multiplier (bounded softly to ±10 rather than clamped to ±3). What a
+    /// departure does can then accumulate over the steps after it (a backlog that grows
+    /// while demand exceeds the capacity a plan leaves) and reach orders of magnitude.
+    /// Needs ratio effects. `false` (checkpoints before it existed): none.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub effect_recurrence: bool,
     /// A second direct path, relative to each target's level: per future step, four
     /// features of every action and covariate channel (the log ratio of its planned value
     /// to its last observed one, now and three steps earlier; whether it has changed since
@@ -215,6 +225,7 @@ impl ModelConfig {
             relative_effects: false,
             expected_plan: false,
             departure_memory: false,
+            effect_recurrence: false,
             anchor_features: true,
             state_blend: true,
             naive_unit_context: true,
@@ -337,6 +348,9 @@ impl ModelConfig {
         }
         if self.departure_memory && self.effect_units != EffectUnits::Ratio {
             return fail("`departure_memory = true` needs `effect_units = \"ratio\"`".to_string());
+        }
+        if self.effect_recurrence && self.effect_units != EffectUnits::Ratio {
+            return fail("`effect_recurrence = true` needs `effect_units = \"ratio\"`".to_string());
         }
         Ok(())
     }

@@ -337,8 +337,9 @@ impl LoopedWorldModel {
     /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the
     /// saved config must be `config` but for the interval scale (fitted after training),
     /// the relative action path (`ModelConfig::relative_effects`), the expected plan's
-    /// head (`ModelConfig::expected_plan`) and the departure memory
-    /// (`ModelConfig::departure_memory`), which `config` may add and which then keep
+    /// head (`ModelConfig::expected_plan`), the departure memory
+    /// (`ModelConfig::departure_memory`) and the effect recurrence
+    /// (`ModelConfig::effect_recurrence`), which `config` may add and which then keep
     /// their fresh weights. `config` may also leave out the relative path the saved model
     /// has: it was solved on the saved network's states (`loopcast_train::
     /// fit_relative_path`), which training moves, so a fine-tune drops it and solves it
@@ -352,17 +353,20 @@ impl LoopedWorldModel {
         let adds_path = config.relative_effects && !saved.config.relative_effects;
         let adds_plan = config.expected_plan && !saved.config.expected_plan;
         let adds_memory = config.departure_memory && !saved.config.departure_memory;
+        let adds_recurrence = config.effect_recurrence && !saved.config.effect_recurrence;
         let comparable = ModelConfig {
             interval_scale: config.interval_scale,
             effect_widening: config.effect_widening,
             relative_effects: config.relative_effects,
             expected_plan: config.expected_plan,
             departure_memory: config.departure_memory,
+            effect_recurrence: config.effect_recurrence,
             ..saved.config.clone()
         };
         let drops_path = saved.config.relative_effects && !config.relative_effects;
         let drops = (saved.config.expected_plan && !config.expected_plan)
-            || (saved.config.departure_memory && !config.departure_memory);
+            || (saved.config.departure_memory && !config.departure_memory)
+            || (saved.config.effect_recurrence && !config.effect_recurrence);
         if &comparable != config || drops {
             return Ok(None);
         }
@@ -373,6 +377,7 @@ impl LoopedWorldModel {
         };
         let network = if adds_plan { network.with_plan_head(device) } else { network };
         let network = if adds_memory { network.with_departure_memory(device) } else { network };
+        let network = if adds_recurrence { network.with_effect_recurrence(device) } else { network };
         Ok(Some(Self::from_network(network, config.clone(), device)))
     }
 

@@ -382,6 +382,26 @@ fn the_departure_memory_extends_a_saved_model() {
     assert_ne!(before.values, after.values, "the memory reads the departure");
 }
 
+/// A saved model in ratio units takes the effect recurrence for fine-tuning, and every
+/// step before the plan departs (the first half of the horizon) stays exactly as it was.
+#[test]
+fn the_effect_recurrence_extends_a_saved_model() {
+    let (horizon, input) = (24, batch(2, 48, 24, 50.0, 43));
+    let (saved, extended) = extended_ratio_model(|c| ModelConfig { effect_recurrence: true, ..c });
+    let (before, after) = (
+        saved.forecast(&input, &ForecastOptions::default()).unwrap(),
+        extended.forecast(&input, &ForecastOptions::default()).unwrap(),
+    );
+    let q = before.levels.len();
+    for (i, (a, b)) in before.values.iter().zip(&after.values).enumerate() {
+        let step = (i / q) % horizon;
+        if step < horizon / 2 {
+            assert_eq!(a, b, "value {i} (step {step}) moved before the plan departs");
+        }
+    }
+    assert_ne!(before.values, after.values, "the recurrence reads the departure");
+}
+
 /// The relative path reads the action channels only: a covariate's plan is the same in
 /// every what-if, so twins say nothing of its effect, and a batch with covariates alone
 /// has no relative design.

@@ -114,6 +114,7 @@ fn fresh_weights_with_every_action_path_know_no_channel_order() {
         effect_units: EffectUnits::Ratio,
         expected_plan: true,
         departure_memory: true,
+        effect_recurrence: true,
         ..ModelConfig::small()
     };
     assert_order_free(&LoopedWorldModel::new(ratio, &device).unwrap(), "fresh, in ratio units");

@@ -73,6 +73,10 @@ impl Network {
                         None => exponent,
                     }
                     .clamp(-3.0, 3.0);
+                    let exponent = match self.recurrent_exponent(inputs, &normed, actions, &ids) {
+                        Some(recurrent) => exponent + recurrent,
+                        None => exponent,
+                    };
                     let t =
                         |x: &Tensor<3>| x.clone().slice([0..b, 0..targets, 0..1]).reshape([b, targets, 1, 1]);
                     let (location, scale) = (t(&inputs.location), t(&inputs.scale));

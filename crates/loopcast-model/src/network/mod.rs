@@ -1,7 +1,8 @@
 //! The looped world model as a burn module, by concern: host-side inputs and scaling
 //! ([`inputs`]), the history and action encoders ([`encode`]), the looped core and its
 //! rollouts ([`rollout`]), the quantile decoder with its direct action path ([`decode`]),
-//! the departure memory of ratio effects ([`memory`]) and the relative action path
+//! the departure memory of ratio effects ([`memory`]), the effect recurrence
+//! ([`recurrence`]) and the relative action path
 //! ([`relative`]).
 
 use burn::module::{Module, Param};
@@ -17,6 +18,7 @@ mod decode;
 mod encode;
 mod inputs;
 mod memory;
+mod recurrence;
 mod relative;
 mod rollout;
 
@@ -147,6 +149,8 @@ pub struct Network {
     /// the coefficients of its features ([`memory::MEMORY_FEATURES`]), each a bilinear
     /// form with the direct path's action tokens.
     memory_sides: Vec<Linear>,
+    /// The effect recurrence (`ModelConfig::effect_recurrence`).
+    effect_recurrence: Option<recurrence::EffectRecurrence>,
     /// The relative action path (`ModelConfig::relative_effects`): which of
     /// [`RELATIVE_TARGET_KINDS`] kinds a target is (logits of its state and kind cues,
     /// `d + KIND_CUES → K_t`) and which of [`RELATIVE_ACTION_KINDS`] an action channel is
@@ -226,6 +230,7 @@ impl Network {
             plan_norm: None,
             plan_head: None,
             memory_sides: Vec::new(),
+            effect_recurrence: None,
             relative_state: None,
             relative_action: None,
             relative_coefficients: None,
@@ -233,6 +238,7 @@ impl Network {
         };
         let network = if config.expected_plan { network.with_plan_head(device) } else { network };
         let network = if config.departure_memory { network.with_departure_memory(device) } else { network };
+        let network = if config.effect_recurrence { network.with_effect_recurrence(device) } else { network };
         if config.relative_effects { network.with_relative_path(device) } else { network }
     }
 
