@@ -98,7 +98,10 @@ pub struct ModelConfig {
     /// effects' log multiplier (bounded softly to ±10 rather than clamped to ±3). What a
     /// departure does can then accumulate over the steps after it (a backlog that grows
     /// while demand exceeds the capacity a plan leaves) and reach orders of magnitude.
-    /// Needs ratio effects. `false` (checkpoints before it existed): none.
+    /// Needs ratio effects. `false` (checkpoints before it existed): none. An experiment:
+    /// the cell starts at the first patch decoded, so decoding a subset of the patches
+    /// (`ForecastOptions::patches`, the gate loss's per-loop decoding) does not give the
+    /// full decoding's effects.
     #[serde(default, skip_serializing_if = "is_false")]
     pub effect_recurrence: bool,
     /// A second direct path, relative to each target's level: per future step, four
