@@ -99,9 +99,9 @@ pub struct ModelConfig {
     /// departure does can then accumulate over the steps after it (a backlog that grows
     /// while demand exceeds the capacity a plan leaves) and reach orders of magnitude.
     /// Needs ratio effects. `false` (checkpoints before it existed): none. An experiment:
-    /// the cell starts at the first patch decoded, so decoding a subset of the patches
-    /// (`ForecastOptions::patches`, the gate loss's per-loop decoding) does not give the
-    /// full decoding's effects.
+    /// forecasts decode every patch up to the last one asked for, but the gate loss's
+    /// per-loop decoding and the non-deferred ablation's patch-by-patch decoding restart
+    /// the cell at the patches they decode.
     #[serde(default, skip_serializing_if = "is_false")]
     pub effect_recurrence: bool,
     /// A second direct path, relative to each target's level: per future step, four

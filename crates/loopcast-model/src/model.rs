@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::{Bytes, Device, Tensor};
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::network::{Encoded, Inputs, LoopControl, Network};
+use crate::network::{Encoded, Inputs, LoopControl, Network, Rollout};
 use crate::series_calibration::{Backtests, scale_intervals};
 use crate::{MissingActions, ModelBatch, ModelConfig, ModelError};
 
@@ -263,8 +263,7 @@ impl LoopedWorldModel {
         let memory = self.network.memory_keys(encoded.memory).repeat(k);
         let scenarios = inputs.scenarios(&planned);
         let rollout = self.network.rollout(&scenarios, encoded.state.repeat_dim(0, k), memory, control);
-        let states: Vec<Tensor<3>> = decode.iter().map(|k| rollout.states[*k].clone()).collect();
-        let scaled = self.network.decode(&scenarios, &rollout.actions, states, &decode);
+        let scaled = self.decode_patches(&scenarios, &rollout, &decode);
         let [_, t, steps, q] = scaled.dims();
         let targets_scale = scenarios.scale.clone().slice([0..k * batch.batch(), 0..t, 0..1]).reshape([
             k * batch.batch(),
@@ -332,6 +331,29 @@ impl LoopedWorldModel {
             return Err(ModelError::Checkpoint { path: weights, message: "not found".into() });
         }
         Self::from_parts(&text, &config_path, BurnpackStore::from_file(&weights), &weights, device)
+    }
+
+    /// The rollout's patches `decode` decoded, `[B, T, |decode|·P, Q]` in scaled units. An
+    /// effect recurrence runs over the steps in order, so with one every patch up to the
+    /// last one asked for is decoded, and the asked ones kept.
+    fn decode_patches(&self, inputs: &Inputs, rollout: &Rollout, decode: &[usize]) -> Tensor<4> {
+        let in_order = decode.iter().enumerate().all(|(i, k)| i == *k);
+        if !self.config.effect_recurrence || in_order {
+            let states = decode.iter().map(|k| rollout.states[*k].clone()).collect();
+            return self.network.decode(inputs, &rollout.actions, states, decode);
+        }
+        let all: Vec<usize> = (0..=decode.iter().copied().max().unwrap_or(0)).collect();
+        let states = all.iter().map(|k| rollout.states[*k].clone()).collect();
+        let full = self.network.decode(inputs, &rollout.actions, states, &all);
+        let [b, t, _, q] = full.dims();
+        let ids = decode.iter().map(|k| *k as i64).collect::<Vec<_>>();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [decode.len()]), &self.device);
+        full.reshape([b, t, all.len(), self.config.patch_len * q]).select(2, ids).reshape([
+            b,
+            t,
+            decode.len() * self.config.patch_len,
+            q,
+        ])
     }
 
     /// Loads the weights saved in `dir` into a network of `config`, for fine-tuning: the

@@ -580,21 +580,26 @@ fn bad_requests_are_refused_with_the_field() {
 }
 
 /// Deferred decoding: asking for one patch decodes that patch only, and its values are
-/// the same as in the full forecast.
+/// the same as in the full forecast, with an effect recurrence (which runs over every
+/// step before it) too.
 #[test]
 fn decoding_only_the_asked_patches_matches_the_full_forecast() {
     let device = Device::flex();
-    let model = LoopedWorldModel::new(config(), &device).unwrap();
-    let input = batch(1, 40, 32, 5.0, 4);
-    let full = model.forecast(&input, &ForecastOptions::default()).unwrap();
-    let last =
-        model.forecast(&input, &ForecastOptions { patches: Some(vec![3]), ..Default::default() }).unwrap();
-    assert_eq!(last.steps, 8);
-    for t in 0..2 {
-        for h in 0..8 {
-            for q in 0..full.levels.len() {
-                let (a, b) = (full.value(0, t, 24 + h, q), last.value(0, t, h, q));
-                assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0));
+    let recurrent = ModelConfig { effect_units: EffectUnits::Ratio, effect_recurrence: true, ..config() };
+    for config in [config(), recurrent] {
+        let model = LoopedWorldModel::new(config, &device).unwrap();
+        let input = batch(1, 40, 32, 5.0, 4);
+        let full = model.forecast(&input, &ForecastOptions::default()).unwrap();
+        let last = model
+            .forecast(&input, &ForecastOptions { patches: Some(vec![3]), ..Default::default() })
+            .unwrap();
+        assert_eq!(last.steps, 8);
+        for t in 0..2 {
+            for h in 0..8 {
+                for q in 0..full.levels.len() {
+                    let (a, b) = (full.value(0, t, 24 + h, q), last.value(0, t, h, q));
+                    assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} against {b}");
+                }
             }
         }
     }
