@@ -98,10 +98,9 @@ pub struct ModelConfig {
     /// effects' log multiplier (bounded softly to ±10 rather than clamped to ±3). What a
     /// departure does can then accumulate over the steps after it (a backlog that grows
     /// while demand exceeds the capacity a plan leaves) and reach orders of magnitude.
-    /// Needs ratio effects. `false` (checkpoints before it existed): none. An experiment:
-    /// forecasts decode every patch up to the last one asked for, but the gate loss's
-    /// per-loop decoding and the non-deferred ablation's patch-by-patch decoding restart
-    /// the cell at the patches they decode.
+    /// Needs ratio effects. `false` (checkpoints before it existed): none. Forecasts
+    /// decode every patch up to the last one asked for; the non-deferred ablation's
+    /// patch-by-patch decoding restarts the cell at every patch (an experiment's limit).
     #[serde(default, skip_serializing_if = "is_false")]
     pub effect_recurrence: bool,
     /// A second direct path, relative to each target's level: per future step, four

@@ -172,11 +172,21 @@ pub fn step_loss(
     };
 
     let gate = if weights.gate > 0.0 {
-        // Score every loop count: decode each loop's (detached) state once, batched.
-        let states: Vec<Tensor<3>> = trace.loop_states.iter().flatten().cloned().collect();
-        let patches: Vec<usize> = (0..k).flat_map(|patch| std::iter::repeat_n(patch, r)).collect();
-        let decoded =
-            network.decode(&inputs, &trace.actions, states, &patches).detach().reshape([b * t, k, r, p, q]);
+        // Score every loop count: decode each loop's (detached) state once, batched; with
+        // an effect recurrence, which runs over the patches in order, loop by loop.
+        let decoded = if model.effect_recurrence {
+            let per_loop: Vec<Tensor<4>> = (0..r)
+                .map(|round| {
+                    let states = trace.loop_states.iter().map(|loops| loops[round].clone()).collect();
+                    network.decode(&inputs, &trace.actions, states, &patches).detach()
+                })
+                .collect();
+            Tensor::stack::<5>(per_loop, 3).reshape([b * t, k, p, r, q]).swap_dims(2, 3)
+        } else {
+            let states: Vec<Tensor<3>> = trace.loop_states.iter().flatten().cloned().collect();
+            let patches: Vec<usize> = (0..k).flat_map(|patch| std::iter::repeat_n(patch, r)).collect();
+            network.decode(&inputs, &trace.actions, states, &patches).detach().reshape([b * t, k, r, p, q])
+        };
         let cell_truth = truth.reshape([b * t, k, 1, p, 1]);
         let loss = pinball(cell_truth, decoded, levels.reshape([1, 1, 1, 1, q])).mean_dim(4)
             * mask.reshape([b * t, k, 1, p, 1]);

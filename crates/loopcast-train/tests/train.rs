@@ -507,6 +507,26 @@ fn a_recipe_can_continue_each_history_under_more_plans() {
     assert!(message.contains("data.plans_per_history"), "{message}");
 }
 
+/// A recipe with the effect recurrence trains with every term on (the gate's per-loop
+/// decoding runs loop by loop for it), and its model forecasts finite quantiles.
+#[test]
+fn a_recipe_trains_the_effect_recurrence() {
+    let mut recipe = tiny(6);
+    recipe.data.plans_per_history = 4;
+    recipe.model.config.action_effects = true;
+    recipe.model.config.effect_units = loopcast_model::EffectUnits::Ratio;
+    recipe.model.config.expected_plan = true;
+    recipe.model.config.effect_recurrence = true;
+    recipe.validate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    train(&recipe, &options(dir.path(), false), &AtomicBool::new(false)).unwrap();
+    let lines = log(dir.path());
+    assert!(lines.iter().all(|l| l.loss.total.is_finite()), "every loss is finite");
+    assert!(lines.iter().any(|l| l.loss.gate > 0.0 && l.loss.twin > 0.0), "the gate and twin terms ran");
+    let model = LoopedWorldModel::load(dir.path().join("model"), &DeviceKind::Cpu.device().unwrap()).unwrap();
+    assert!(model.config().effect_recurrence);
+}
+
 /// `keep_best_by = "wql_and_effect"` ranks validations by relative WQL plus the median
 /// effect error, counting a validation with no material effect as predicting none (1).
 #[test]
