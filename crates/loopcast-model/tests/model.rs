@@ -362,12 +362,12 @@ fn the_expected_plan_extends_a_saved_model() {
     assert!(gap < 0.004 * 50.0, "the fresh head moved a forecast at level 50 by {gap}");
 }
 
-/// A saved model in ratio units takes the departure memory for fine-tuning, and every
-/// step before the plan departs (the first half of the horizon) stays exactly as it was.
-#[test]
-fn the_departure_memory_extends_a_saved_model() {
-    let (horizon, input) = (24, batch(2, 48, 24, 50.0, 41));
-    let (saved, extended) = extended_ratio_model(|c| ModelConfig { departure_memory: true, ..c });
+/// A saved model in ratio units extended by `add` for fine-tuning (a part that reads the
+/// plan's departures): every step before the plan departs (the first half of the
+/// horizon) stays exactly as it was, and the steps after it move.
+fn assert_extension_moves_only_departed_steps(add: impl Fn(ModelConfig) -> ModelConfig, seed: u64) {
+    let (horizon, input) = (24, batch(2, 48, 24, 50.0, seed));
+    let (saved, extended) = extended_ratio_model(add);
     let (before, after) = (
         saved.forecast(&input, &ForecastOptions::default()).unwrap(),
         extended.forecast(&input, &ForecastOptions::default()).unwrap(),
@@ -379,27 +379,17 @@ fn the_departure_memory_extends_a_saved_model() {
             assert_eq!(a, b, "value {i} (step {step}) moved before the plan departs");
         }
     }
-    assert_ne!(before.values, after.values, "the memory reads the departure");
+    assert_ne!(before.values, after.values, "the added part reads the departure");
 }
 
-/// A saved model in ratio units takes the effect recurrence for fine-tuning, and every
-/// step before the plan departs (the first half of the horizon) stays exactly as it was.
+#[test]
+fn the_departure_memory_extends_a_saved_model() {
+    assert_extension_moves_only_departed_steps(|c| ModelConfig { departure_memory: true, ..c }, 41);
+}
+
 #[test]
 fn the_effect_recurrence_extends_a_saved_model() {
-    let (horizon, input) = (24, batch(2, 48, 24, 50.0, 43));
-    let (saved, extended) = extended_ratio_model(|c| ModelConfig { effect_recurrence: true, ..c });
-    let (before, after) = (
-        saved.forecast(&input, &ForecastOptions::default()).unwrap(),
-        extended.forecast(&input, &ForecastOptions::default()).unwrap(),
-    );
-    let q = before.levels.len();
-    for (i, (a, b)) in before.values.iter().zip(&after.values).enumerate() {
-        let step = (i / q) % horizon;
-        if step < horizon / 2 {
-            assert_eq!(a, b, "value {i} (step {step}) moved before the plan departs");
-        }
-    }
-    assert_ne!(before.values, after.values, "the recurrence reads the departure");
+    assert_extension_moves_only_departed_steps(|c| ModelConfig { effect_recurrence: true, ..c }, 43);
 }
 
 /// The relative path reads the action channels only: a covariate's plan is the same in
